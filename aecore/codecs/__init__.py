@@ -1,0 +1,38 @@
+"""Codecs by name: classical ones (OpenCV/Pillow) and one learned codec per named weights."""
+from __future__ import annotations
+
+from .base import CLASSICAL, Codec, CodecError, check_image, register_codec
+from . import classical  # noqa: F401  (registers the classical codecs)
+from .learned import LearnedCodec
+
+__all__ = ["Codec", "CodecError", "LearnedCodec", "check_image", "codec_names", "get_codec", "register_codec"]
+
+_cache: dict[str, Codec] = {}
+
+
+def classical_names() -> list[str]:
+    """Registered classical codecs that the installed libraries can encode."""
+    return [n for n, cls in CLASSICAL.items() if cls.is_supported()]
+
+
+def learned_names() -> list[str]:
+    from .. import weights
+    return list(weights.available())
+
+
+def codec_names() -> list[str]:
+    return learned_names() + classical_names()
+
+
+def get_codec(name: str) -> Codec:
+    """The codec called `name` (classical, or learned from weights of that name)."""
+    if name in CLASSICAL and CLASSICAL[name].is_supported():
+        if name not in _cache:
+            _cache[name] = CLASSICAL[name]()
+        return _cache[name]
+    if name in learned_names():
+        codec = _cache.get(name)
+        if codec is None or not codec.is_current():
+            codec = _cache[name] = LearnedCodec(name)
+        return codec
+    raise CodecError(f"unknown codec {name!r}; known: {', '.join(codec_names())}")

@@ -1,0 +1,113 @@
+"""What every learned architecture shares: config, registry, rate levels, padding."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+import math
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from .layers import GainUnits
+
+# Rate-distortion trade-offs of the 8 quality levels (loss = bpp + lambda * 255^2 * MSE);
+# the values CompressAI uses for its MSE models, which span about 0.1 to 1.5 bpp on Kodak.
+LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)
+
+
+@dataclass
+class ModelConfig:
+    arch: str = "hyperprior"
+    channels: int = 128          # N: width of the transforms (and of z for the hyperprior)
+    latent_channels: int = 192   # M: channels of the coded latent y
+    lambdas: tuple[float, ...] = LAMBDAS
+    z_radius: int = 128          # factorized tables cover integers -r..r (clipped beyond)
+    y_radius: int = 1024         # the seed model's factorized y
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        if "lambdas" in known:
+            known["lambdas"] = tuple(known["lambdas"])
+        return cls(**known)
+
+
+MODELS: dict[str, type] = {}
+
+
+def register_model(name: str):
+    def wrap(cls):
+        MODELS[name] = cls
+        cls.arch = name
+        return cls
+    return wrap
+
+
+def build_model(config: ModelConfig) -> "CompressionModel":
+    if config.arch not in MODELS:
+        raise ValueError(f"unknown architecture {config.arch!r}; known: {', '.join(sorted(MODELS))}")
+    return MODELS[config.arch](config)
+
+
+def ste_round(x: torch.Tensor) -> torch.Tensor:
+    """Round in the forward pass, identity gradient in the backward pass."""
+    return x + (torch.round(x) - x).detach()
+
+
+def quantize_proxy(x: torch.Tensor, training: bool, mean: torch.Tensor | None = None) -> torch.Tensor:
+    """Values whose likelihood is the rate: x + uniform noise while training (Balle 2017),
+    the actual rounded values (around `mean`) in evaluation."""
+    if training:
+        return x + torch.empty_like(x).uniform_(-0.5, 0.5)
+    return x.round() if mean is None else torch.round(x - mean) + mean
+
+
+class CompressionModel(nn.Module):
+    """Base for variable-rate learned codecs.
+
+    Subclasses set `stride` (the factor the input must divide) and implement
+    `forward(x, quality) -> {"x_hat", "likelihoods": {...}}` for training and
+    `compress(x, quality) -> list[bytes]` / `decompress(sections, shape, quality)` for coding.
+    Quality is continuous in [1, levels]; 1 is the smallest file.
+    """
+
+    stride = 16
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.levels = len(config.lambdas)
+        lam = torch.tensor(config.lambdas, dtype=torch.float64)
+        # Start the gains near sqrt(lambda): the quantizer step that balances each lambda.
+        self.init_log_gain = (0.5 * torch.log(lam / lam[len(lam) // 2])).float()
+        self._table_cache: dict = {}
+
+    def gain_units(self, channels: int) -> GainUnits:
+        return GainUnits(self.levels, channels, self.init_log_gain)
+
+    def quality_tensor(self, quality: float | torch.Tensor, batch: int) -> torch.Tensor:
+        q = torch.as_tensor(quality, dtype=torch.float32).reshape(-1)
+        return q.expand(batch) if q.numel() == 1 else q
+
+    def pad(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        ph = (-h) % self.stride
+        pw = (-w) % self.stride
+        return F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
+
+    def latent_shape(self, height: int, width: int, factor: int) -> tuple[int, int]:
+        return math.ceil(height / factor), math.ceil(width / factor)
+
+    def cached_tables(self, module: nn.Module, build):
+        """Tables derived from `module`'s weights, rebuilt whenever those weights change.
+
+        Parameter version counters move on every in-place update (optimizer steps,
+        load_state_dict), so a stale table can never be used.
+        """
+        key = tuple((id(p), p._version) for p in module.parameters())
+        if self._table_cache.get(id(module), (None,))[0] != key:
+            self._table_cache[id(module)] = (key, build())
+        return self._table_cache[id(module)][1]

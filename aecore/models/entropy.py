@@ -1,0 +1,221 @@
+"""Entropy models (training likelihoods) and their integer-exact coding tables.
+
+Two models, as in Balle et al. 2018 and Minnen et al. 2018:
+- `FactorizedDensity`: a learned, per-channel density for latents with no side
+  information (the hyperprior's z, the seed model's y);
+- `gaussian_likelihood`: a Gaussian with predicted mean and scale (the hyperprior's y).
+
+For coding, every distribution becomes a fixed probability table computed in float64
+from the weights alone, so encoder and decoder build bit-identical tables. Gaussian
+scales are snapped to `SCALE_TABLE` and symbols are `round(y - mean)`: the means only
+move the reconstruction, they never reach the entropy coder (constriction silently
+garbles symbols when the two sides' parameters differ in the last bit).
+"""
+from __future__ import annotations
+
+import math
+
+import constriction
+import numpy as np
+import torch
+from scipy.special import ndtr
+from torch import nn
+import torch.nn.functional as F
+
+LIKELIHOOD_BOUND = 1e-9
+SCALE_MIN = 0.11
+# 64 log-spaced scales from SCALE_MIN to 256 (the table CompressAI uses for its models).
+SCALE_TABLE = np.exp(np.linspace(math.log(SCALE_MIN), math.log(256.0), 64))
+# A symbol is clipped to +-TAIL_SIGMAS standard deviations of its table entry.
+TAIL_SIGMAS = 16.0
+MAX_RADIUS = 2048
+
+
+class FactorizedDensity(nn.Module):
+    """Per-channel univariate density as a small monotonic network (Balle 2018, App. 6.1).
+
+    The network maps a value to the logit of its cumulative distribution; the likelihood
+    of an integer-quantized value v is cdf(v + 1/2) - cdf(v - 1/2).
+    """
+
+    def __init__(self, channels: int, filters: tuple[int, ...] = (3, 3, 3), init_scale: float = 10.0):
+        super().__init__()
+        dims = (1, *filters, 1)
+        scale = init_scale ** (1.0 / (len(dims) - 1))
+        self.matrices = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        self.factors = nn.ParameterList()
+        for i in range(len(dims) - 1):
+            init = math.log(math.expm1(1.0 / scale / dims[i + 1]))
+            self.matrices.append(nn.Parameter(torch.full((channels, dims[i + 1], dims[i]), init)))
+            self.biases.append(nn.Parameter(torch.rand(channels, dims[i + 1], 1) - 0.5))
+            if i < len(dims) - 2:
+                self.factors.append(nn.Parameter(torch.zeros(channels, dims[i + 1], 1)))
+
+    def _logits_cdf(self, x: torch.Tensor) -> torch.Tensor:
+        # x: (C, 1, N) -> (C, 1, N)
+        for i, (matrix, bias) in enumerate(zip(self.matrices, self.biases)):
+            x = torch.matmul(F.softplus(matrix.to(x.dtype)), x) + bias.to(x.dtype)
+            if i < len(self.factors):
+                x = x + torch.tanh(self.factors[i].to(x.dtype)) * torch.tanh(x)
+        return x
+
+    def _interval(self, x: torch.Tensor) -> torch.Tensor:
+        lower = self._logits_cdf(x - 0.5)
+        upper = self._logits_cdf(x + 0.5)
+        # Subtract in the tail where it is accurate (the sigmoid's smaller side).
+        sign = -torch.sign(lower + upper).detach()
+        return (torch.sigmoid(sign * upper) - torch.sigmoid(sign * lower)).abs()
+
+    def likelihood(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, C, H, W) float32 values (noisy or rounded) -> likelihoods, same shape."""
+        b, c, h, w = x.shape
+        flat = x.float().permute(1, 0, 2, 3).reshape(c, 1, -1)
+        lik = self._interval(flat).reshape(c, b, h, w).permute(1, 0, 2, 3)
+        return lik.clamp_min(LIKELIHOOD_BOUND)
+
+    @torch.no_grad()
+    def pmf_table(self, radius: int) -> np.ndarray:
+        """(C, 2*radius+1) float64 probabilities of the integers -radius..radius.
+
+        The tails beyond the range are folded into the two end bins, so clipping a
+        symbol to the range keeps its probability mass.
+        """
+        c = self.matrices[0].shape[0]
+        values = torch.arange(-radius, radius + 1, dtype=torch.float64)
+        upper = torch.sigmoid(self._logits_cdf(values.add(0.5).expand(c, 1, -1)))[:, 0]
+        lower = torch.sigmoid(self._logits_cdf(values.sub(0.5).expand(c, 1, -1)))[:, 0]
+        pmf = (upper - lower).clamp_min(0)
+        pmf[:, 0] += lower[:, 0]
+        pmf[:, -1] += 1 - upper[:, -1]
+        return pmf.numpy()
+
+
+def gaussian_likelihood(y: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """Likelihood of y under N(mean, scale) convolved with a unit box (float32)."""
+    v = (y.float() - mean.float()).abs()
+    scale = scale.float().clamp_min(SCALE_MIN)
+    lik = torch.special.ndtr((0.5 - v) / scale) - torch.special.ndtr((-0.5 - v) / scale)
+    return lik.clamp_min(LIKELIHOOD_BOUND)
+
+
+def scale_indexes(scale: np.ndarray) -> np.ndarray:
+    """Index of the smallest table scale >= scale (the coder rounds scales up)."""
+    return np.searchsorted(SCALE_TABLE, scale, side="left").clip(0, len(SCALE_TABLE) - 1).astype(np.int32)
+
+
+def gaussian_tables() -> list[np.ndarray]:
+    """One pmf over -r..r per entry of SCALE_TABLE, tails folded into the end bins."""
+    tables = []
+    for s in SCALE_TABLE:
+        r = int(min(MAX_RADIUS, max(2, math.ceil(TAIL_SIGMAS * s))))
+        k = np.arange(-r, r + 1, dtype=np.float64)
+        cdf_hi, cdf_lo = ndtr((k + 0.5) / s), ndtr((k - 0.5) / s)
+        pmf = cdf_hi - cdf_lo
+        pmf[0] += cdf_lo[0]
+        pmf[-1] += 1 - cdf_hi[-1]
+        tables.append(pmf)
+    return tables
+
+
+def categorical(pmf: np.ndarray):
+    """A fixed constriction model over 0..len(pmf)-1."""
+    return constriction.stream.model.Categorical(pmf, perfect=False)
+
+
+class SymbolWriter:
+    """Collects (symbols, model) chunks and writes them as one ANS stream.
+
+    ANS is a stack: chunks are encoded last-first so `SymbolReader` reads them in order.
+    """
+
+    def __init__(self):
+        self._chunks = []
+
+    def add(self, symbols: np.ndarray, radius: int, model) -> None:
+        """symbols: integers, clipped to -radius..radius before coding."""
+        idx = (np.clip(symbols, -radius, radius) + radius).astype(np.int32).ravel()
+        if idx.size:
+            self._chunks.append((idx, model))
+
+    def getvalue(self) -> bytes:
+        coder = constriction.stream.stack.AnsCoder()
+        for idx, model in reversed(self._chunks):
+            coder.encode_reverse(idx, model)
+        return coder.get_compressed().astype("<u4").tobytes()
+
+
+class SymbolReader:
+    """Reads the chunks a `SymbolWriter` wrote, in the same order."""
+
+    def __init__(self, data: bytes):
+        if len(data) % 4:
+            raise ValueError("entropy-coded section is not a whole number of 32-bit words")
+        self._coder = constriction.stream.stack.AnsCoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
+
+    def read(self, count: int, radius: int, model) -> np.ndarray:
+        if count == 0:
+            return np.zeros(0, dtype=np.int64)
+        return self._coder.decode(model, count).astype(np.int64) - radius
+
+    def finish(self) -> None:
+        """A well-formed section is used up exactly; anything else means corruption."""
+        if not self._coder.is_empty():
+            raise ValueError("entropy-coded section has data left over")
+
+
+def factorized_models(density: FactorizedDensity, radius: int) -> list:
+    """One constriction model per channel (float64, single thread: identical on both sides)."""
+    with single_thread():
+        return [categorical(p) for p in density.pmf_table(radius)]
+
+
+def write_factorized(writer: SymbolWriter, symbols: np.ndarray, models: list, radius: int) -> None:
+    """symbols: (C, H, W) integers, one channel at a time."""
+    for c, model in enumerate(models):
+        writer.add(symbols[c], radius, model)
+
+
+def read_factorized(reader: SymbolReader, shape: tuple[int, int, int], models: list, radius: int) -> np.ndarray:
+    c, h, w = shape
+    return np.stack([reader.read(h * w, radius, m).reshape(h, w) for m in models[:c]])
+
+
+_GAUSSIAN_MODELS: list = []
+
+
+def _gaussian_models() -> list:
+    if not _GAUSSIAN_MODELS:
+        _GAUSSIAN_MODELS.extend((len(p) // 2, categorical(p)) for p in gaussian_tables())
+    return _GAUSSIAN_MODELS
+
+
+def write_gaussian(writer: SymbolWriter, symbols: np.ndarray, indexes: np.ndarray) -> None:
+    """Codes symbols grouped by scale index: one vectorized call per table in use."""
+    order = np.argsort(indexes.ravel(), kind="stable")
+    counts = np.bincount(indexes.ravel(), minlength=len(SCALE_TABLE))
+    sorted_symbols = symbols.ravel()[order]
+    start = 0
+    for (radius, model), n in zip(_gaussian_models(), counts):
+        writer.add(sorted_symbols[start:start + n], radius, model)
+        start += n
+
+
+def read_gaussian(reader: SymbolReader, indexes: np.ndarray) -> np.ndarray:
+    order = np.argsort(indexes.ravel(), kind="stable")
+    counts = np.bincount(indexes.ravel(), minlength=len(SCALE_TABLE))
+    parts = [reader.read(n, radius, model) for (radius, model), n in zip(_gaussian_models(), counts)]
+    out = np.empty(indexes.size, dtype=np.int64)
+    out[order] = np.concatenate(parts)
+    return out.reshape(indexes.shape)
+
+
+class single_thread:
+    """Runs a block on one torch thread, so float results cannot depend on thread count."""
+
+    def __enter__(self):
+        self._threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+
+    def __exit__(self, *exc):
+        torch.set_num_threads(self._threads)

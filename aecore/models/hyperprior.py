@@ -1,0 +1,105 @@
+"""The default model: a variable-rate mean-scale hyperprior (Minnen et al. 2018, no context).
+
+    x --g_a--> y --*gain--> y_g --h_a--> z --*hgain--> z_g --Q--> [factorized] --*ihgain--> z_hat
+                              |                                                            |
+                              |                         (mean, scale) <------h_s-----------+
+                              v
+                  Q(y_g - mean) --> [Gaussian(0, scale)] --> + mean --*igain--> y_hat --g_s--> x_hat
+
+y lives at 1/16 of the image size, z at 1/64: the multi-resolution latents. Gains
+(Cui et al. 2021) give one network a continuous rate. No autoregressive context, so
+decoding stays parallel. The entropy-parameter path (h_s) runs in float32 on one
+thread so both sides compute identical scale indexes.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from .base import CompressionModel, ModelConfig, quantize_proxy, register_model, ste_round
+from .entropy import (FactorizedDensity, SymbolReader, SymbolWriter, factorized_models,
+                      gaussian_likelihood, read_factorized, read_gaussian, scale_indexes,
+                      single_thread, write_factorized, write_gaussian)
+from .layers import GDN, conv, deconv
+
+
+@register_model("hyperprior")
+class Hyperprior(CompressionModel):
+    stride = 64
+
+    def __init__(self, config: ModelConfig):
+        super().__init__(config)
+        n, m = config.channels, config.latent_channels
+        self.g_a = nn.Sequential(conv(3, n), GDN(n), conv(n, n), GDN(n), conv(n, n), GDN(n), conv(n, m))
+        self.g_s = nn.Sequential(deconv(m, n), GDN(n, inverse=True), deconv(n, n), GDN(n, inverse=True),
+                                 deconv(n, n), GDN(n, inverse=True), deconv(n, 3))
+        self.h_a = nn.Sequential(conv(m, n, 3, 1), nn.LeakyReLU(inplace=True), conv(n, n),
+                                 nn.LeakyReLU(inplace=True), conv(n, n))
+        self.h_s = nn.Sequential(deconv(n, n), nn.LeakyReLU(inplace=True), deconv(n, m),
+                                 nn.LeakyReLU(inplace=True), conv(m, 2 * m, 1, 1))
+        self.gain = self.gain_units(m)
+        self.hyper_gain = self.gain_units(n)
+        self.z_density = FactorizedDensity(n)
+
+    def entropy_parameters(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, scale = self.h_s(z_hat.float()).chunk(2, dim=1)
+        return mean, scale.abs()
+
+    def forward(self, x: torch.Tensor, quality: torch.Tensor) -> dict:
+        q = self.quality_tensor(quality, x.shape[0])
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=x.device.type == "cpu"):
+            y = self.g_a(x)
+        y = y.float() * self.gain.gain(q)                                   # (B, M, H/16, W/16)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=x.device.type == "cpu"):
+            z = self.h_a(y)
+        z = z.float() * self.hyper_gain.gain(q)                             # (B, N, H/64, W/64)
+        z_likelihood = self.z_density.likelihood(quantize_proxy(z, self.training))
+        mean, scale = self.entropy_parameters(ste_round(z) * self.hyper_gain.inverse_gain(q))
+        y_likelihood = gaussian_likelihood(quantize_proxy(y, self.training, mean), mean, scale)
+        y_hat = (ste_round(y - mean) + mean) * self.gain.inverse_gain(q)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=x.device.type == "cpu"):
+            x_hat = self.g_s(y_hat)
+        return {"x_hat": x_hat.float(), "likelihoods": {"y": y_likelihood, "z": z_likelihood}}
+
+    # -- coding ---------------------------------------------------------------------------
+
+    def _z_models(self) -> list:
+        return self.cached_tables(self.z_density, lambda: factorized_models(self.z_density, self.config.z_radius))
+
+    def analyse(self, x: torch.Tensor, quality: float) -> dict:
+        """Encoder-side latents of one padded image (1, 3, H, W): integers and parameters."""
+        q = self.quality_tensor(quality, 1)
+        y = self.g_a(x) * self.gain.gain(q)
+        z = self.h_a(y) * self.hyper_gain.gain(q)
+        z_symbols = torch.round(z).clamp(-self.config.z_radius, self.config.z_radius)
+        with single_thread():
+            mean, scale = self.entropy_parameters(z_symbols * self.hyper_gain.inverse_gain(q))
+        return {"y": y, "z_symbols": z_symbols, "mean": mean, "scale": scale,
+                "y_symbols": torch.round(y - mean)}
+
+    @torch.inference_mode()
+    def compress(self, x: torch.Tensor, quality: float) -> list[bytes]:
+        a = self.analyse(self.pad(x), quality)
+        z_writer, y_writer = SymbolWriter(), SymbolWriter()
+        write_factorized(z_writer, a["z_symbols"][0].long().numpy(), self._z_models(), self.config.z_radius)
+        write_gaussian(y_writer, a["y_symbols"][0].long().numpy(), scale_indexes(a["scale"][0].numpy()))
+        return [z_writer.getvalue(), y_writer.getvalue()]
+
+    @torch.inference_mode()
+    def decompress(self, sections: list[bytes], height: int, width: int, quality: float) -> torch.Tensor:
+        if len(sections) != 2:
+            raise ValueError(f"hyperprior stream needs 2 sections, got {len(sections)}")
+        q = self.quality_tensor(quality, 1)
+        zh, zw = self.latent_shape(height, width, 64)
+        z_reader = SymbolReader(sections[0])
+        z = read_factorized(z_reader, (self.config.channels, zh, zw), self._z_models(), self.config.z_radius)
+        z_reader.finish()
+        z_hat = torch.from_numpy(z).float()[None] * self.hyper_gain.inverse_gain(q)
+        with single_thread():
+            mean, scale = self.entropy_parameters(z_hat)
+        y_reader = SymbolReader(sections[1])
+        y = read_gaussian(y_reader, scale_indexes(scale[0].numpy()))
+        y_reader.finish()
+        y_hat = (torch.from_numpy(y).float()[None] + mean) * self.gain.inverse_gain(q)
+        return self.g_s(y_hat)[..., :height, :width]

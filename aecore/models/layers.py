@@ -1,0 +1,88 @@
+"""Building blocks shared by the architectures: convolutions, GDN, gain units."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+
+def conv(cin: int, cout: int, kernel: int = 5, stride: int = 2) -> nn.Conv2d:
+    """A 'same'-padded convolution that downsamples by `stride`."""
+    return nn.Conv2d(cin, cout, kernel, stride=stride, padding=kernel // 2)
+
+
+def deconv(cin: int, cout: int, kernel: int = 5, stride: int = 2) -> nn.ConvTranspose2d:
+    """The transposed twin of `conv`: upsamples by exactly `stride`."""
+    return nn.ConvTranspose2d(cin, cout, kernel, stride=stride,
+                              padding=kernel // 2, output_padding=stride - 1)
+
+
+class _LowerBound(torch.autograd.Function):
+    """max(x, bound) whose gradient still flows when it pushes x back up (Balle 2018)."""
+
+    @staticmethod
+    def forward(ctx, x, bound):
+        ctx.save_for_backward(x)
+        ctx.bound = bound
+        return x.clamp_min(bound)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        pass_through = (x >= ctx.bound) | (grad < 0)
+        return grad * pass_through, None
+
+
+def lower_bound(x: torch.Tensor, bound: float) -> torch.Tensor:
+    return _LowerBound.apply(x, bound)
+
+
+class GDN(nn.Module):
+    """Generalized divisive normalization (Balle, Laparra, Simoncelli 2016).
+
+    y_i = x_i / sqrt(beta_i + sum_j gamma_ij x_j^2); the inverse (IGDN, used in the
+    decoder) multiplies instead. Parameters are kept non-negative by a lower bound.
+    """
+
+    def __init__(self, channels: int, inverse: bool = False, gamma_init: float = 0.1):
+        super().__init__()
+        self.inverse = inverse
+        self.beta = nn.Parameter(torch.ones(channels))
+        self.gamma = nn.Parameter(gamma_init * torch.eye(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        beta = lower_bound(self.beta, 1e-6)
+        gamma = lower_bound(self.gamma, 0.0)
+        norm = F.conv2d(x * x, gamma[:, :, None, None].to(x.dtype), beta.to(x.dtype))
+        return x * torch.sqrt(norm) if self.inverse else x * torch.rsqrt(norm)
+
+
+class GainUnits(nn.Module):
+    """Per-channel gains for a continuous rate from one network (Cui et al. 2021).
+
+    Level l in [0, L-1] owns a gain vector (applied before quantization) and an inverse
+    gain (applied after). A fractional quality interpolates the log-gains of its two
+    neighbouring levels, which is the paper's exponential interpolation.
+    """
+
+    def __init__(self, levels: int, channels: int, init_log_gain: torch.Tensor):
+        super().__init__()
+        if levels < 2:
+            raise ValueError("gain units need at least two levels")
+        init = init_log_gain[:, None].expand(levels, channels).clone()
+        self.log_gain = nn.Parameter(init)
+        self.log_inverse_gain = nn.Parameter(-init.clone())
+
+    def _interp(self, table: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
+        # quality: (B,) in [1, L]  ->  gains (B, C, 1, 1)
+        pos = (quality.to(table.dtype) - 1).clamp(0, table.shape[0] - 1)
+        low = pos.floor().long().clamp(max=table.shape[0] - 2)
+        t = (pos - low)[:, None]
+        log = table[low] * (1 - t) + table[low + 1] * t
+        return log.exp()[:, :, None, None]
+
+    def gain(self, quality: torch.Tensor) -> torch.Tensor:
+        return self._interp(self.log_gain, quality)
+
+    def inverse_gain(self, quality: torch.Tensor) -> torch.Tensor:
+        return self._interp(self.log_inverse_gain, quality)

@@ -1,0 +1,88 @@
+"""The seed model: the original plain convolutional autoencoder, made into a real codec.
+
+    x --[conv3x3 + ReLU + maxpool] x4--> conv3x3 --> y (1/16) --*gain--> Q --> [factorized]
+                                                                         |
+    x_hat <--conv3x3-- [upsample x2 + conv3x3 + ReLU] x4 <-- conv3x3 <--*igain
+
+Learned end to end with the same rate-distortion loss as the hyperprior; the only side
+of it that is not the original design is the entropy model that codes its latent
+(a per-channel factorized density, Balle et al. 2017) and the gain units for the rate.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from .base import CompressionModel, ModelConfig, quantize_proxy, register_model, ste_round
+from .entropy import FactorizedDensity, SymbolReader, SymbolWriter, factorized_models, read_factorized, write_factorized
+
+
+class Upsample(nn.Module):
+    def forward(self, x):
+        return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+
+
+def _down(cin: int, cout: int) -> list[nn.Module]:
+    return [nn.Conv2d(cin, cout, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2)]
+
+
+def _up(cin: int, cout: int) -> list[nn.Module]:
+    return [Upsample(), nn.Conv2d(cin, cout, 3, padding=1), nn.ReLU(inplace=True)]
+
+
+@register_model("seed")
+class SeedAutoencoder(CompressionModel):
+    stride = 16
+
+    def __init__(self, config: ModelConfig):
+        super().__init__(config)
+        n, m = config.channels, config.latent_channels
+        self.g_a = nn.Sequential(*_down(3, n // 2), *_down(n // 2, n), *_down(n, n), *_down(n, n),
+                                 nn.Conv2d(n, m, 3, padding=1))
+        self.g_s = nn.Sequential(nn.Conv2d(m, n, 3, padding=1), nn.ReLU(inplace=True),
+                                 *_up(n, n), *_up(n, n), *_up(n, n), *_up(n, n // 2),
+                                 nn.Conv2d(n // 2, 3, 3, padding=1))
+        self.gain = self.gain_units(m)
+        self.y_density = FactorizedDensity(m)
+
+    def forward(self, x: torch.Tensor, quality: torch.Tensor) -> dict:
+        q = self.quality_tensor(quality, x.shape[0])
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=x.device.type == "cpu"):
+            y = self.g_a(x)
+        y = y.float() * self.gain.gain(q)                                   # (B, M, H/16, W/16)
+        y_likelihood = self.y_density.likelihood(quantize_proxy(y, self.training))
+        y_hat = ste_round(y) * self.gain.inverse_gain(q)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=x.device.type == "cpu"):
+            x_hat = self.g_s(y_hat)
+        return {"x_hat": x_hat.float(), "likelihoods": {"y": y_likelihood}}
+
+    # -- coding ---------------------------------------------------------------------------
+
+    def _y_models(self) -> list:
+        return self.cached_tables(self.y_density, lambda: factorized_models(self.y_density, self.config.y_radius))
+
+    def analyse(self, x: torch.Tensor, quality: float) -> dict:
+        """Encoder-side latents of one padded image (1, 3, H, W)."""
+        q = self.quality_tensor(quality, 1)
+        y = self.g_a(x) * self.gain.gain(q)
+        return {"y": y, "y_symbols": torch.round(y).clamp(-self.config.y_radius, self.config.y_radius)}
+
+    @torch.inference_mode()
+    def compress(self, x: torch.Tensor, quality: float) -> list[bytes]:
+        a = self.analyse(self.pad(x), quality)
+        writer = SymbolWriter()
+        write_factorized(writer, a["y_symbols"][0].long().numpy(), self._y_models(), self.config.y_radius)
+        return [writer.getvalue()]
+
+    @torch.inference_mode()
+    def decompress(self, sections: list[bytes], height: int, width: int, quality: float) -> torch.Tensor:
+        if len(sections) != 1:
+            raise ValueError(f"seed stream needs 1 section, got {len(sections)}")
+        q = self.quality_tensor(quality, 1)
+        yh, yw = self.latent_shape(height, width, 16)
+        reader = SymbolReader(sections[0])
+        y = read_factorized(reader, (self.config.latent_channels, yh, yw), self._y_models(), self.config.y_radius)
+        reader.finish()
+        y_hat = torch.from_numpy(y).float()[None] * self.gain.inverse_gain(q)
+        return self.g_s(y_hat)[..., :height, :width]
