@@ -8,7 +8,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
+from pathlib import Path
 import sys
+import time
 
 
 def _add_dataclass_args(parser: argparse.ArgumentParser, cls, skip=()) -> None:
@@ -45,9 +48,130 @@ def cmd_train(args) -> int:
     return 0
 
 
+class InputError(Exception):
+    """Bad input named by the user: exit code 2."""
+
+
+def _read_bytes(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as e:
+        raise InputError(f"{path}: cannot read ({e.strerror or e})") from None
+
+
+def _write_bytes(path: str, data: bytes) -> None:
+    from .weights import atomic_write
+    try:
+        atomic_write(Path(path), lambda tmp: Path(tmp).write_bytes(data))
+    except OSError as e:
+        raise InputError(f"{path}: cannot write ({e.strerror or e})") from None
+
+
+def _emit(record: dict) -> None:
+    print(json.dumps(record), flush=True)
+
+
+def cmd_codecs(args) -> int:
+    from .codecs import codec_names, get_codec
+    for name in codec_names():
+        _emit(get_codec(name).describe())
+    return 0
+
+
+def cmd_compress(args) -> int:
+    from .codecs import get_codec
+    from .io import load_image
+    from .metrics import evaluate
+    from .weights import DEFAULT_MODEL
+
+    loaded = load_image(args.input, name=Path(args.input).name)
+    codec = get_codec(args.codec or DEFAULT_MODEL)
+    quality = codec.default_quality if args.quality is None else args.quality
+    t0 = time.perf_counter()
+    data = codec.encode(loaded.pixels, quality)
+    t1 = time.perf_counter()
+    decoded = codec.decode(data)
+    t2 = time.perf_counter()
+    _write_bytes(args.output, data)
+    metrics = evaluate(loaded.pixels, decoded, len(data))
+    _emit({"input": args.input, "output": args.output, "codec": codec.name, "quality": quality,
+           "width": loaded.width, "height": loaded.height, **metrics,
+           "encode_ms": round((t1 - t0) * 1000, 1), "decode_ms": round((t2 - t1) * 1000, 1),
+           "notes": loaded.notes})
+    return 0
+
+
+def cmd_decompress(args) -> int:
+    from .codecs.learned import decode_any
+    from .io import to_png_bytes
+
+    pixels = decode_any(_read_bytes(args.input))
+    _write_bytes(args.output, to_png_bytes(pixels))
+    _emit({"input": args.input, "output": args.output, "width": pixels.shape[1], "height": pixels.shape[0],
+           "channels": 1 if pixels.ndim == 2 else 3})
+    return 0
+
+
+def cmd_info(args) -> int:
+    from .bitstream import unpack
+    data = _read_bytes(args.input)
+    header, sections = unpack(data)
+    _emit({**header.to_dict(), "bytes": len(data), "sections": [len(s) for s in sections],
+           "bpp": round(8 * len(data) / (header.height * header.width), 5)})
+    return 0
+
+
+def cmd_rd(args) -> int:
+    from .io import load_image_folder_named
+    from .rd import DEFAULT_QUALITIES, average, sweep, write_csv
+    from .codecs import get_codec
+
+    images = load_image_folder_named(args.images)
+    names = args.codecs.split(",") if args.codecs else ["hyperprior", "seed", "jpeg"]
+    plan = {}
+    for name in names:
+        codec = get_codec(name)
+        plan[name] = DEFAULT_QUALITIES.get(name, DEFAULT_QUALITIES.get(codec.kind))
+
+    def progress(done, total, label):
+        bar = "#" * int(30 * done / total)
+        print(f"\r[{bar:<30}] {done}/{total} {label:<40}", end="", file=sys.stderr, flush=True)
+
+    rows = sweep(images, plan, progress=progress)
+    print(file=sys.stderr)
+    if args.out:
+        write_csv(rows, args.out)
+    else:
+        write_csv(rows, sys.stdout)
+    for row in average(rows):
+        print(json.dumps(row), file=sys.stderr)
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m aecore", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("codecs", help="list codecs, one JSON object per line")
+    p.set_defaults(func=cmd_codecs)
+    p = sub.add_parser("compress", help="compress an image; prints size and quality metrics as JSON")
+    p.add_argument("input")
+    p.add_argument("output")
+    p.add_argument("--codec", help="codec name (default: the default learned model)")
+    p.add_argument("--quality", type=float, help="quality (learned 1..8, classical 1..100)")
+    p.set_defaults(func=cmd_compress)
+    p = sub.add_parser("decompress", help="decode an .aec stream to PNG")
+    p.add_argument("input")
+    p.add_argument("output")
+    p.set_defaults(func=cmd_decompress)
+    p = sub.add_parser("info", help="print an .aec header as JSON")
+    p.add_argument("input")
+    p.set_defaults(func=cmd_info)
+    p = sub.add_parser("rd", help="rate-distortion sweep of codecs over a folder of images (CSV)")
+    p.add_argument("--images", required=True)
+    p.add_argument("--codecs", help="comma-separated codec names (default hyperprior,seed,jpeg)")
+    p.add_argument("--out", help="CSV file to write (default: standard output)")
+    p.set_defaults(func=cmd_rd)
 
     from .train import TrainConfig
     p = sub.add_parser("train", help="train or fine-tune a model (resumes from its checkpoint)")
@@ -55,7 +179,22 @@ def main(argv=None) -> int:
     p.set_defaults(func=cmd_train)
 
     args = parser.parse_args(argv)
-    return args.func(args)
+    from .codecs import CodecError
+    from .io import ImageError
+    from .weights import WeightsError
+    try:
+        return args.func(args)
+    except (InputError, ImageError, CodecError, WeightsError) as e:
+        print(f"aecore: {e}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as e:
+        print(f"aecore: {e.filename}: no such file", file=sys.stderr)
+        return 2
+    except Exception as e:  # an internal error: one line, not a traceback
+        if os.environ.get("AECORE_DEBUG"):
+            raise
+        print(f"aecore: internal error: {type(e).__name__}: {e} (set AECORE_DEBUG=1 for details)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

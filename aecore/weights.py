@@ -44,7 +44,8 @@ def file_hash(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def _atomic_write(path: Path, write) -> None:
+def atomic_write(path: Path, write) -> None:
+    """write(tmp_path) then rename over `path`: a crash leaves the old file intact."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     os.close(fd)
@@ -62,10 +63,10 @@ def save(model: CompressionModel, name: str, folder: Path, card: dict | None = N
     folder = Path(folder)
     tensors = {k: v.detach().float().contiguous().cpu() for k, v in model.state_dict().items()}
     target = folder / f"{name}.safetensors"
-    _atomic_write(target, lambda tmp: save_file(tensors, tmp))
+    atomic_write(target, lambda tmp: save_file(tensors, tmp))
     full = {**(card or {}), "name": name, "config": model.config.to_dict(),
             "parameters": sum(v.numel() for v in tensors.values()), "sha256": file_hash(target)}
-    _atomic_write(folder / f"{name}.json", lambda tmp: Path(tmp).write_text(json.dumps(full, indent=2) + "\n"))
+    atomic_write(folder / f"{name}.json", lambda tmp: Path(tmp).write_text(json.dumps(full, indent=2) + "\n"))
     return full
 
 

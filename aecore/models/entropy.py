@@ -13,7 +13,9 @@ garbles symbols when the two sides' parameters differ in the last bit).
 """
 from __future__ import annotations
 
+import functools
 import math
+import threading
 
 import constriction
 import numpy as np
@@ -165,8 +167,8 @@ class SymbolReader:
 
 
 def factorized_models(density: FactorizedDensity, radius: int) -> list:
-    """One constriction model per channel (float64, single thread: identical on both sides)."""
-    with single_thread():
+    """One constriction model per channel (float64, fixed threads: identical on both sides)."""
+    with fixed_threads():
         return [categorical(p) for p in density.pmf_table(radius)]
 
 
@@ -210,12 +212,33 @@ def read_gaussian(reader: SymbolReader, indexes: np.ndarray) -> np.ndarray:
     return out.reshape(indexes.shape)
 
 
-class single_thread:
-    """Runs a block on one torch thread, so float results cannot depend on thread count."""
+CODING_THREADS = 2
+_coding_lock = threading.RLock()
+
+
+class fixed_threads:
+    """Runs coding on a fixed torch thread count, whatever the caller's setting.
+
+    Convolutions on CPU are not bitwise equal across thread counts (oneDNN partitions
+    the work differently), and entropy coding needs the two sides to agree bit for bit,
+    so compress and decompress always run on CODING_THREADS. The thread count is
+    process-wide, hence the lock (the app codes from several sessions' threads).
+    """
 
     def __enter__(self):
+        _coding_lock.acquire()
         self._threads = torch.get_num_threads()
-        torch.set_num_threads(1)
+        torch.set_num_threads(CODING_THREADS)
 
     def __exit__(self, *exc):
         torch.set_num_threads(self._threads)
+        _coding_lock.release()
+
+
+def deterministic(method):
+    """Decorator for compress/decompress: inference mode on the fixed thread count."""
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        with fixed_threads(), torch.inference_mode():
+            return method(*args, **kwargs)
+    return wrapper

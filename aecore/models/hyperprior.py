@@ -8,8 +8,8 @@
 
 y lives at 1/16 of the image size, z at 1/64: the multi-resolution latents. Gains
 (Cui et al. 2021) give one network a continuous rate. No autoregressive context, so
-decoding stays parallel. The entropy-parameter path (h_s) runs in float32 on one
-thread so both sides compute identical scale indexes.
+decoding stays parallel. The entropy-parameter path (h_s) runs in float32, and all
+coding on a fixed thread count, so both sides compute identical scale indexes.
 """
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ import torch
 from torch import nn
 
 from .base import CompressionModel, ModelConfig, quantize_proxy, register_model, ste_round
-from .entropy import (FactorizedDensity, SymbolReader, SymbolWriter, factorized_models,
+from .entropy import (FactorizedDensity, SymbolReader, SymbolWriter, deterministic, factorized_models,
                       gaussian_likelihood, read_factorized, read_gaussian, scale_indexes,
-                      single_thread, write_factorized, write_gaussian)
+                      write_factorized, write_gaussian)
 from .layers import GDN, conv, deconv
 
 
@@ -73,12 +73,11 @@ class Hyperprior(CompressionModel):
         y = self.g_a(x) * self.gain.gain(q)
         z = self.h_a(y) * self.hyper_gain.gain(q)
         z_symbols = torch.round(z).clamp(-self.config.z_radius, self.config.z_radius)
-        with single_thread():
-            mean, scale = self.entropy_parameters(z_symbols * self.hyper_gain.inverse_gain(q))
+        mean, scale = self.entropy_parameters(z_symbols * self.hyper_gain.inverse_gain(q))
         return {"y": y, "z_symbols": z_symbols, "mean": mean, "scale": scale,
                 "y_symbols": torch.round(y - mean)}
 
-    @torch.inference_mode()
+    @deterministic
     def compress(self, x: torch.Tensor, quality: float) -> list[bytes]:
         a = self.analyse(self.pad(x), quality)
         z_writer, y_writer = SymbolWriter(), SymbolWriter()
@@ -86,7 +85,7 @@ class Hyperprior(CompressionModel):
         write_gaussian(y_writer, a["y_symbols"][0].long().numpy(), scale_indexes(a["scale"][0].numpy()))
         return [z_writer.getvalue(), y_writer.getvalue()]
 
-    @torch.inference_mode()
+    @deterministic
     def decompress(self, sections: list[bytes], height: int, width: int, quality: float) -> torch.Tensor:
         if len(sections) != 2:
             raise ValueError(f"hyperprior stream needs 2 sections, got {len(sections)}")
@@ -96,8 +95,7 @@ class Hyperprior(CompressionModel):
         z = read_factorized(z_reader, (self.config.channels, zh, zw), self._z_models(), self.config.z_radius)
         z_reader.finish()
         z_hat = torch.from_numpy(z).float()[None] * self.hyper_gain.inverse_gain(q)
-        with single_thread():
-            mean, scale = self.entropy_parameters(z_hat)
+        mean, scale = self.entropy_parameters(z_hat)
         y_reader = SymbolReader(sections[1])
         y = read_gaussian(y_reader, scale_indexes(scale[0].numpy()))
         y_reader.finish()

@@ -15,7 +15,8 @@ from torch import nn
 import torch.nn.functional as F
 
 from .base import CompressionModel, ModelConfig, quantize_proxy, register_model, ste_round
-from .entropy import FactorizedDensity, SymbolReader, SymbolWriter, factorized_models, read_factorized, write_factorized
+from .entropy import (FactorizedDensity, SymbolReader, SymbolWriter, deterministic, factorized_models,
+                      read_factorized, write_factorized)
 
 
 class Upsample(nn.Module):
@@ -68,14 +69,14 @@ class SeedAutoencoder(CompressionModel):
         y = self.g_a(x) * self.gain.gain(q)
         return {"y": y, "y_symbols": torch.round(y).clamp(-self.config.y_radius, self.config.y_radius)}
 
-    @torch.inference_mode()
+    @deterministic
     def compress(self, x: torch.Tensor, quality: float) -> list[bytes]:
         a = self.analyse(self.pad(x), quality)
         writer = SymbolWriter()
         write_factorized(writer, a["y_symbols"][0].long().numpy(), self._y_models(), self.config.y_radius)
         return [writer.getvalue()]
 
-    @torch.inference_mode()
+    @deterministic
     def decompress(self, sections: list[bytes], height: int, width: int, quality: float) -> torch.Tensor:
         if len(sections) != 1:
             raise ValueError(f"seed stream needs 1 section, got {len(sections)}")

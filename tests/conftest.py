@@ -1,0 +1,38 @@
+"""Shared fixtures: tiny randomly initialised models saved as user weights (offline, fast)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from aecore import weights
+from aecore.models import ModelConfig, build_model
+
+TINY = {"tiny-hyper": ModelConfig(arch="hyperprior", channels=8, latent_channels=12),
+        "tiny-seed": ModelConfig(arch="seed", channels=8, latent_channels=12)}
+
+
+def make_tiny(name: str, seed: int = 0):
+    torch.manual_seed(seed)
+    model = build_model(TINY[name])
+    with torch.no_grad():  # larger latents than a fresh init, so streams carry real symbols
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.02)
+    return model.eval()
+
+
+@pytest.fixture
+def user_weights(tmp_path, monkeypatch):
+    """A user-weights folder holding tiny-hyper and tiny-seed."""
+    folder = tmp_path / "user_weights"
+    monkeypatch.setenv("AECORE_USER_WEIGHTS", str(folder))
+    for name in TINY:
+        weights.save(make_tiny(name), name, folder, {"label": name})
+    return folder
+
+
+@pytest.fixture
+def photo() -> np.ndarray:
+    """A natural 96x128 RGB crop (scikit-image's bundled astronaut)."""
+    from skimage.data import astronaut
+    return np.ascontiguousarray(astronaut()[100:196, 160:288])

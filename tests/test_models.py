@@ -1,0 +1,112 @@
+import numpy as np
+import pytest
+import torch
+
+from aecore.models import ModelConfig, build_model
+from aecore.models.entropy import (SCALE_TABLE, SymbolReader, SymbolWriter, categorical, gaussian_tables,
+                                   read_gaussian, scale_indexes, write_gaussian)
+from tests.conftest import TINY, make_tiny
+
+
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_forward_shapes_and_likelihoods(name):
+    model = make_tiny(name).train()
+    x = torch.rand(2, 3, 64, 128)
+    out = model(x, torch.tensor([1.0, 8.0]))
+    assert out["x_hat"].shape == x.shape
+    for lik in out["likelihoods"].values():
+        assert lik.dtype == torch.float32 and (lik > 0).all() and (lik <= 1).all()
+
+
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_coded_size_matches_model_rate(name):
+    """The entropy coder spends what the model's likelihoods promise (within table rounding)."""
+    model = make_tiny(name)
+    x = torch.rand(1, 3, 128, 128)
+    with torch.no_grad():
+        out = model(x, torch.tensor([8.0]))
+    ideal_bits = sum(-torch.log2(l).sum().item() for l in out["likelihoods"].values())
+    coded_bits = 8 * sum(len(s) for s in model.compress(x, 8.0))
+    assert ideal_bits > 100
+    assert 0.9 * ideal_bits < coded_bits < 1.15 * ideal_bits + 64 * 8
+
+
+@pytest.mark.parametrize("name", sorted(TINY))
+@pytest.mark.parametrize("size", [(1, 1), (3, 7), (65, 129)])
+def test_decompress_matches_encoder_reconstruction(name, size):
+    model = make_tiny(name)
+    x = torch.rand(1, 3, *size)
+    sections = model.compress(x, 5.0)
+    x_hat = model.decompress(sections, *size, 5.0)
+    assert x_hat.shape == x.shape
+    # Same reconstruction the encoder side computes from its own rounded latents.
+    a = model.analyse(model.pad(x), 5.0)
+    q = torch.tensor([5.0])
+    if "mean" in a:
+        y_hat = (a["y_symbols"] + a["mean"]) * model.gain.inverse_gain(q)
+    else:
+        y_hat = a["y_symbols"] * model.gain.inverse_gain(q)
+    with torch.no_grad():
+        expected = model.g_s(y_hat)[..., :size[0], :size[1]]
+    torch.testing.assert_close(x_hat, expected, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_decode_identical_across_thread_counts(name):
+    model = make_tiny(name)
+    x = torch.rand(1, 3, 96, 80)
+    sections = model.compress(x, 6.5)
+    threads = torch.get_num_threads()
+    try:
+        decoded = []
+        for n in (1, 2, 4):
+            torch.set_num_threads(n)
+            decoded.append(model.decompress(sections, 96, 80, 6.5))
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(decoded[0], decoded[1]) and torch.equal(decoded[0], decoded[2])
+
+
+def test_gaussian_coding_round_trip_with_clipping():
+    rng = np.random.default_rng(1)
+    indexes = rng.integers(0, len(SCALE_TABLE), size=(6, 9, 11)).astype(np.int32)
+    symbols = np.round(rng.normal(size=indexes.shape) * SCALE_TABLE[indexes]).astype(np.int64)
+    symbols[0, 0, 0] = 10**6  # far outside every table: clipped, not a crash
+    w = SymbolWriter()
+    write_gaussian(w, symbols, indexes)
+    r = SymbolReader(w.getvalue())
+    decoded = read_gaussian(r, indexes)
+    r.finish()
+    radius = len(gaussian_tables()[indexes[0, 0, 0]]) // 2
+    expected = symbols.copy()
+    expected[0, 0, 0] = radius
+    np.testing.assert_array_equal(decoded, expected)
+
+
+def test_reader_rejects_leftover_data():
+    w = SymbolWriter()
+    model = categorical(np.array([0.5, 0.25, 0.25]))
+    w.add(np.array([0, 1, -1, 1]), 1, model)
+    data = w.getvalue()
+    r = SymbolReader(data)
+    r.read(2, 1, model)
+    with pytest.raises(ValueError, match="left over"):
+        r.finish()
+
+
+def test_scale_indexes_round_up():
+    assert scale_indexes(np.array([0.0, SCALE_TABLE[3], SCALE_TABLE[3] * 1.01, 1e9])).tolist() == [0, 3, 4, 63]
+
+
+def test_tables_follow_weight_changes():
+    model = make_tiny("tiny-seed")
+    before = model._y_models()
+    assert model._y_models() is before  # cached while weights are unchanged
+    with torch.no_grad():
+        model.y_density.biases[0].add_(1.0)
+    assert model._y_models() is not before
+
+
+def test_unknown_architecture_lists_known():
+    with pytest.raises(ValueError, match="hyperprior"):
+        build_model(ModelConfig(arch="nope"))
