@@ -1,0 +1,231 @@
+"""Rate-distortion: sweeps over images, averaged curves, CSV, matched file sizes, BD-rate.
+
+    rows = sweep({"kodim01": img}, {"jpeg": DEFAULT_QUALITIES["jpeg"], "hyperprior": [1, 4, 8]})
+    bd_table(rows, anchor="jpeg", metric="psnr")   # {"hyperprior": -23.1}: % bits saved
+
+Rate is bits per pixel of the whole file, 8 * bytes / (H * W). Curves are averaged per
+(codec, quality) over images, the way results on Kodak are reported (as CompressAI's eval does).
+BD-rate is Bjøntegaard's average rate difference (VCEG-M33, 2001) with piecewise cubic
+Hermite (PCHIP) interpolation in place of his cubic polynomial fit, as the FAU-LMS
+`bjontegaard` package's "pchip" method does: it never overshoots between points.
+"""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+import time
+
+import numpy as np
+from scipy.interpolate import PchipInterpolator
+
+from .codecs import Codec, get_codec
+from .metrics import evaluate
+
+# Sweep qualities per codec name, or per codec kind for learned weights of any name.
+_CLASSICAL_SWEEP = list(range(5, 100, 5))  # 100 is left out: lossless for AVIF, near it elsewhere
+DEFAULT_QUALITIES: dict[str, list[float]] = {
+    "jpeg": _CLASSICAL_SWEEP,
+    "webp": _CLASSICAL_SWEEP,
+    "avif": _CLASSICAL_SWEEP,
+    "jpeg2000": _CLASSICAL_SWEEP,
+    "classical": _CLASSICAL_SWEEP,
+    "learned": [1, 2, 3, 4, 5, 6, 7, 8],  # the trained rate levels of the shipped models
+}
+
+METRICS = ("bytes", "bpp", "psnr", "ssim", "ms_ssim", "ms_ssim_db", "blockiness")
+_TEXT_COLUMNS = {"image", "codec"}
+
+
+def sweep(images: dict[str, np.ndarray], codecs: dict[str, list[float]], progress=None) -> list[dict]:
+    """One row per (image, codec, quality): size, metrics and coding times.
+
+    `progress(done, total, label)` is called after each encode/decode pair.
+    """
+    plan = [(get_codec(name), qualities) for name, qualities in codecs.items()]
+    total = len(images) * sum(len(q) for _, q in plan)
+    rows, done = [], 0
+    for image_name, image in images.items():
+        for codec, qualities in plan:
+            for quality in qualities:
+                t0 = time.perf_counter()
+                data = codec.encode(image, quality)
+                t1 = time.perf_counter()
+                decoded = codec.decode(data)
+                t2 = time.perf_counter()
+                metrics = evaluate(image, decoded, len(data))
+                rows.append({"image": image_name, "codec": codec.name, "quality": quality,
+                             **{k: metrics[k] for k in METRICS},
+                             "encode_ms": round((t1 - t0) * 1000, 2), "decode_ms": round((t2 - t1) * 1000, 2)})
+                done += 1
+                if progress:
+                    progress(done, total, f"{codec.name} q={quality:g} {image_name}")
+    return rows
+
+
+def average(rows: list[dict]) -> list[dict]:
+    """Mean of every numeric column per (codec, quality) over images, with the image count."""
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        groups.setdefault((row["codec"], row["quality"]), []).append(row)
+    order = list(dict.fromkeys(row["codec"] for row in rows))
+    out = []
+    for (codec, quality), group in sorted(groups.items(), key=lambda kv: (order.index(kv[0][0]), kv[0][1])):
+        columns = [k for k in group[0] if k not in _TEXT_COLUMNS and k != "quality"]
+        out.append({"codec": codec, "quality": quality, "images": len(group),
+                    **{k: float(np.mean([r[k] for r in group])) for k in columns}})
+    return out
+
+
+def write_csv(rows: list[dict], path) -> None:
+    """Rows to CSV at a path or into an open text file (columns in first-seen order)."""
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    if isinstance(path, (str, Path)):
+        with open(path, "w", newline="") as f:
+            write_csv(rows, f)
+        return
+    writer = csv.DictWriter(path, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+
+
+def read_csv(path) -> list[dict]:
+    """Rows written by `write_csv` (a path or an open text file), numbers parsed back."""
+    if isinstance(path, (str, Path)):
+        with open(path, newline="") as f:
+            return read_csv(f)
+    return [{k: v if k in _TEXT_COLUMNS else _number(v) for k, v in row.items()} for row in csv.DictReader(path)]
+
+
+def _number(text: str):
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def largest_quality_under(codec: Codec | str, image: np.ndarray, budget_bytes: int,
+                          tol: float = 0.01) -> tuple[float, bytes] | None:
+    """The highest quality whose file fits in `budget_bytes`, with that file; None if none does.
+
+    Size is assumed to grow with quality (bisection); every returned file was encoded and
+    checked against the budget. Integer qualities: exact, about 7 encodes for 1..100.
+    Continuous (learned) qualities: bisection down to `tol`.
+    """
+    codec = get_codec(codec) if isinstance(codec, str) else codec
+    qmin, qmax = codec.quality_range
+
+    def fitting(q) -> bytes | None:
+        data = codec.encode(image, q)
+        return data if len(data) <= budget_bytes else None
+
+    if not codec.continuous:
+        lo, hi, best = int(qmin) - 1, int(qmax), None  # lo = qmin - 1 stands for "nothing fits"
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            data = fitting(mid)
+            if data is None:
+                hi = mid - 1
+            else:
+                lo, best = mid, data
+        return None if best is None else (lo, best)
+
+    best = fitting(qmin)
+    if best is None:
+        return None
+    top = fitting(qmax)
+    if top is not None:
+        return float(qmax), top
+    lo, hi = float(qmin), float(qmax)
+    while hi - lo > tol:
+        mid = (lo + hi) / 2
+        data = fitting(mid)
+        if data is None:
+            hi = mid
+        else:
+            lo, best = mid, data
+    return lo, best
+
+
+def matched_pair(image: np.ndarray, codec: Codec | str, quality: float,
+                 anchor: Codec | str = "jpeg") -> tuple[bytes, tuple[float, bytes] | None]:
+    """`codec`'s file at `quality`, and `anchor` at its largest quality no larger (or None)."""
+    codec = get_codec(codec) if isinstance(codec, str) else codec
+    data = codec.encode(image, quality)
+    return data, largest_quality_under(anchor, image, len(data))
+
+
+def _curve(rate, metric, who: str) -> tuple[np.ndarray, np.ndarray]:
+    """The efficient points of an RD curve, ascending: both rate and metric strictly increase.
+
+    Non-finite values (a lossless point's infinite PSNR) are dropped, and so is any point
+    another one beats (no more rate for at least as much quality), ties included.
+    """
+    rate, metric = np.asarray(rate, float).ravel(), np.asarray(metric, float).ravel()
+    if rate.size != metric.size:
+        raise ValueError(f"{who}: {rate.size} rates but {metric.size} metric values")
+    ok = np.isfinite(rate) & np.isfinite(metric) & (rate > 0)
+    rate, metric = rate[ok], metric[ok]
+    keep: list[int] = []
+    for i in np.lexsort((rate, -metric)):  # best metric first, cheapest first among ties
+        if not keep or rate[i] < rate[keep[-1]]:
+            keep.append(i)
+    keep.reverse()
+    if len(keep) < 2:
+        raise ValueError(f"{who}: need at least 2 distinct rate-distortion points, got {len(keep)}; "
+                         "sweep more qualities")
+    return rate[keep], metric[keep]
+
+
+def _mean_gap(x_anchor, y_anchor, x_test, y_test, axis: str) -> float:
+    """Mean of test(x) - anchor(x) over the x range both cover, each curve PCHIP-interpolated."""
+    lo, hi = max(x_anchor[0], x_test[0]), min(x_anchor[-1], x_test[-1])
+    if lo >= hi:
+        raise ValueError(f"the curves do not overlap in {axis} (anchor {x_anchor[0]:.4g}..{x_anchor[-1]:.4g}, "
+                         f"test {x_test[0]:.4g}..{x_test[-1]:.4g}); sweep qualities that cover a common range")
+    area_anchor = PchipInterpolator(x_anchor, y_anchor).integrate(lo, hi)
+    area_test = PchipInterpolator(x_test, y_test).integrate(lo, hi)
+    return float((area_test - area_anchor) / (hi - lo))
+
+
+def bd_rate(anchor_bpp, anchor_metric, test_bpp, test_metric) -> float:
+    """Average rate difference at equal quality, in percent (negative: the test needs fewer bits).
+
+    log(rate) is interpolated as a function of the metric (higher = better, e.g. PSNR dB).
+    """
+    ra, ma = _curve(anchor_bpp, anchor_metric, "anchor")
+    rt, mt = _curve(test_bpp, test_metric, "test")
+    return (float(np.exp(_mean_gap(ma, np.log(ra), mt, np.log(rt), "quality"))) - 1) * 100
+
+
+def bd_psnr(anchor_bpp, anchor_metric, test_bpp, test_metric) -> float:
+    """Average metric difference at equal rate (positive: the test is better), in metric units."""
+    ra, ma = _curve(anchor_bpp, anchor_metric, "anchor")
+    rt, mt = _curve(test_bpp, test_metric, "test")
+    return _mean_gap(np.log(ra), ma, np.log(rt), mt, "rate")
+
+
+def bd_table(rows: list[dict], anchor: str = "jpeg", metric: str = "psnr") -> dict[str, float]:
+    """BD-rate (%) of every other codec against `anchor`, from sweep rows or their averages.
+
+    A codec whose curve has too few points or no overlap with the anchor gets NaN.
+    """
+    if any("image" in row for row in rows):
+        rows = average(rows)
+    curves: dict[str, tuple[list, list]] = {}
+    for row in rows:
+        bpp, values = curves.setdefault(row["codec"], ([], []))
+        bpp.append(row["bpp"])
+        values.append(row[metric])
+    if anchor not in curves:
+        raise ValueError(f"no rows for the anchor codec {anchor!r}; include it in the sweep")
+    table = {}
+    for name, (bpp, values) in curves.items():
+        if name == anchor:
+            continue
+        try:
+            table[name] = bd_rate(*curves[anchor], bpp, values)
+        except ValueError:
+            table[name] = float("nan")
+    return table

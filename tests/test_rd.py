@@ -1,0 +1,154 @@
+"""Rate-distortion: sweep rows, averages, CSV, matched-size search and BD-rate."""
+from __future__ import annotations
+
+import io
+import math
+
+import cv2
+import numpy as np
+import pytest
+
+from aecore import rd
+from aecore.codecs import Codec, get_codec
+from aecore.codecs.base import CLASSICAL
+from aecore.codecs.classical import JPEG
+
+ANCHOR_BPP = [0.25, 0.5, 1.0, 2.0]
+ANCHOR_PSNR = [27.0, 30.0, 33.0, 36.5]
+
+
+class CountingJPEG(JPEG):
+    """The reference JPEG, counting its encodes."""
+
+    calls = 0
+
+    def encode(self, image, quality):
+        type(self).calls += 1
+        return super().encode(image, quality)
+
+
+class TenfoldJPEG(Codec):
+    """A continuous codec: JPEG at quality round(10 * q), q in 1..8."""
+
+    name = "tenfold"
+    continuous = True
+    quality_range = (1.0, 8.0)
+
+    def encode(self, image, quality):
+        return JPEG().encode(image, round(10 * self.check_quality(quality)))
+
+    def decode(self, data):
+        return JPEG().decode(data)
+
+
+def test_largest_quality_under_is_exact_for_integer_qualities(photo):
+    codec = CountingJPEG()
+    budget = len(codec.encode(photo, 50)) + 40
+    codec.calls = 0
+    quality, data = rd.largest_quality_under(codec, photo, budget)
+    assert codec.calls <= 7
+    assert len(data) <= budget and data == codec.encode(photo, quality)
+    assert len(codec.encode(photo, quality + 1)) > budget
+    assert rd.largest_quality_under("jpeg", photo, 10**9)[0] == 100
+
+
+def test_largest_quality_under_gives_none_below_the_smallest_file(photo):
+    smallest = len(get_codec("jpeg").encode(photo, 1))
+    assert rd.largest_quality_under("jpeg", photo, smallest - 1) is None
+    quality, data = rd.largest_quality_under("jpeg", photo, smallest)  # q=2 may be as small as q=1
+    assert len(data) == smallest and len(get_codec("jpeg").encode(photo, quality + 1)) > smallest
+
+
+def test_largest_quality_under_bisects_continuous_qualities(photo):
+    codec = TenfoldJPEG()
+    budget = len(codec.encode(photo, 4.5)) + 20
+    quality, data = rd.largest_quality_under(codec, photo, budget, tol=0.01)
+    assert len(data) <= budget and data == codec.encode(photo, quality)
+    assert len(codec.encode(photo, quality + 0.0101)) > budget
+    assert rd.largest_quality_under(codec, photo, 10**9)[0] == 8.0
+    assert rd.largest_quality_under(codec, photo, len(codec.encode(photo, 1.0)) - 1) is None
+
+
+def test_matched_pair_fits_the_anchor_under_the_codec_file(photo):
+    data, (quality, anchor) = rd.matched_pair(photo, TenfoldJPEG(), 6.0, anchor="jpeg")
+    assert len(anchor) <= len(data) and quality >= 60  # the same encoder fits at least at the same quality
+
+
+def test_bd_rate_of_a_halved_rate_is_minus_fifty_percent():
+    half = [r * 0.5 for r in ANCHOR_BPP]
+    assert rd.bd_rate(ANCHOR_BPP, ANCHOR_PSNR, half, ANCHOR_PSNR) == pytest.approx(-50, abs=1e-9)
+    double = [r * 2 for r in ANCHOR_BPP]
+    assert rd.bd_rate(ANCHOR_BPP, ANCHOR_PSNR, double, ANCHOR_PSNR) == pytest.approx(100, abs=1e-9)
+    assert rd.bd_rate(ANCHOR_BPP, ANCHOR_PSNR, ANCHOR_BPP, ANCHOR_PSNR) == pytest.approx(0, abs=1e-12)
+
+
+def test_bd_rate_of_two_point_curves_matches_the_hand_computation():
+    # log-rate is linear in PSNR (slope ln2 / 2 dB); the test is 1 dB better: 2^(-1/2) of the rate.
+    value = rd.bd_rate([1, 2], [30, 32], [1, 2], [31, 33])
+    assert value == pytest.approx((2 ** -0.5 - 1) * 100, abs=1e-9)
+
+
+def test_bd_psnr_of_a_curve_one_db_higher_is_one():
+    up = [p + 1 for p in ANCHOR_PSNR]
+    assert rd.bd_psnr(ANCHOR_BPP, ANCHOR_PSNR, ANCHOR_BPP, up) == pytest.approx(1, abs=1e-9)
+    assert rd.bd_psnr(ANCHOR_BPP, ANCHOR_PSNR, ANCHOR_BPP, ANCHOR_PSNR) == pytest.approx(0, abs=1e-12)
+
+
+def test_bd_rate_ignores_dominated_duplicate_and_lossless_points():
+    half = [r * 0.5 for r in ANCHOR_BPP]
+    noisy_bpp = ANCHOR_BPP + [1.5, 1.2, 8.0]          # worse than (1.0, 33), a tie in PSNR, lossless
+    noisy_psnr = ANCHOR_PSNR + [32.0, 33.0, math.inf]
+    assert rd.bd_rate(noisy_bpp, noisy_psnr, half, ANCHOR_PSNR) == pytest.approx(-50, abs=1e-9)
+
+
+def test_bd_rate_errors_say_what_is_wrong():
+    with pytest.raises(ValueError, match="overlap"):
+        rd.bd_rate(ANCHOR_BPP, ANCHOR_PSNR, [1, 2], [40, 42])
+    with pytest.raises(ValueError, match="at least 2"):
+        rd.bd_rate(ANCHOR_BPP, ANCHOR_PSNR, [1], [30])
+    with pytest.raises(ValueError, match="at least 2"):
+        rd.bd_rate(ANCHOR_BPP, ANCHOR_PSNR, [1, 1], [30, 30])
+    with pytest.raises(ValueError, match="overlap"):
+        rd.bd_psnr(ANCHOR_BPP, ANCHOR_PSNR, [4, 8], [38, 40])
+
+
+def test_bd_table_averages_rows_and_compares_with_the_anchor():
+    rows = []
+    for image, offset in (("a", -1.0), ("b", 1.0)):
+        for q, (bpp, p) in enumerate(zip(ANCHOR_BPP, ANCHOR_PSNR)):
+            rows.append({"image": image, "codec": "jpeg", "quality": q, "bpp": bpp, "psnr": p + offset})
+            rows.append({"image": image, "codec": "half", "quality": q, "bpp": bpp / 2, "psnr": p + offset})
+        rows.append({"image": image, "codec": "lonely", "quality": 1, "bpp": 1.0, "psnr": 30.0})
+    table = rd.bd_table(rows, anchor="jpeg", metric="psnr")
+    assert table["half"] == pytest.approx(-50, abs=1e-9) and math.isnan(table["lonely"])
+    with pytest.raises(ValueError, match="include it in the sweep"):
+        rd.bd_table(rows, anchor="webp")
+
+
+def test_sweep_rows_average_and_csv(tmp_path, photo):
+    images = {"rgb": photo[:40, :56], "gray": cv2.cvtColor(photo[40:72, :48], cv2.COLOR_RGB2GRAY)}
+    calls = []
+    rows = rd.sweep(images, {"jpeg": [30, 70]}, progress=lambda done, total, label: calls.append((done, total)))
+    assert len(rows) == 4 and calls[-1] == (4, 4)
+    for row in rows:
+        h, w = images[row["image"]].shape[:2]
+        assert set(row) == {"image", "codec", "quality", "bytes", "bpp", "psnr", "ssim", "ms_ssim",
+                            "ms_ssim_db", "blockiness", "encode_ms", "decode_ms"}
+        assert row["bpp"] == pytest.approx(8 * row["bytes"] / (h * w))
+    means = rd.average(rows)
+    assert [(m["codec"], m["quality"], m["images"]) for m in means] == [("jpeg", 30, 2), ("jpeg", 70, 2)]
+    assert means[0]["bpp"] == pytest.approx(np.mean([r["bpp"] for r in rows if r["quality"] == 30]))
+
+    rd.write_csv(rows, tmp_path / "rd.csv")
+    assert rd.read_csv(tmp_path / "rd.csv") == rows
+    buffer = io.StringIO()
+    rd.write_csv(rows, buffer)
+    buffer.seek(0)
+    assert rd.read_csv(buffer) == rows
+
+
+def test_default_qualities_fit_the_codecs():
+    for name, cls in CLASSICAL.items():
+        lo, hi = cls.quality_range
+        assert all(lo <= q <= hi for q in rd.DEFAULT_QUALITIES[name])
+    assert rd.DEFAULT_QUALITIES["learned"] == list(range(1, 9))
