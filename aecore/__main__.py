@@ -185,7 +185,11 @@ def main(argv=None) -> int:
     try:
         return args.func(args)
     except (InputError, ImageError, CodecError, WeightsError) as e:
-        print(f"aecore: {e}", file=sys.stderr)
+        message = str(e)
+        source = getattr(args, "input", None)
+        if source and Path(source).name not in message:
+            message = f"{source}: {message}"
+        print(f"aecore: {message}", file=sys.stderr)
         return 2
     except FileNotFoundError as e:
         print(f"aecore: {e.filename}: no such file", file=sys.stderr)

@@ -24,7 +24,7 @@ class LearnedCodec(Codec):
     def __init__(self, name: str):
         self.name = name
         self.path = weights.available()[name]
-        self._mtime = self.path.stat().st_mtime
+        self._stamp = _stamp(self.path)
         self.model, self.card = weights.load(name)
         self.hash = bytes.fromhex(self.card["sha256"])[:8]
         self.label = self.card.get("label", f"{name} (learned)")
@@ -32,8 +32,9 @@ class LearnedCodec(Codec):
         self.default_quality = (1.0 + self.model.levels) / 2
 
     def is_current(self) -> bool:
-        """False once the weights file on disk has been replaced."""
-        return self.path.exists() and self.path.stat().st_mtime == self._mtime
+        """False once the weights file on disk has been replaced or another folder wins."""
+        path = weights.available().get(self.name)
+        return path == self.path and _stamp(path) == self._stamp
 
     def encode(self, image: np.ndarray, quality: float) -> bytes:
         image = check_image(image)
@@ -45,7 +46,7 @@ class LearnedCodec(Codec):
         return bitstream.pack(header, sections)
 
     def decode(self, data: bytes) -> np.ndarray:
-        header, sections = bitstream.unpack(data, io.max_pixels())
+        header, sections = bitstream.unpack(data, io.max_pixels_limit())
         if header.model != self.name or header.weights_hash != self.hash:
             raise CodecError(f"stream was made by weights {header.model!r} ({header.weights_hash.hex()}), "
                              f"not by {self.name!r} ({self.hash.hex()}): decode it with those weights")
@@ -59,10 +60,15 @@ class LearnedCodec(Codec):
         return np.ascontiguousarray(rgb)
 
 
+def _stamp(path: Path) -> tuple:
+    st = path.stat()
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
 def decode_any(data: bytes) -> np.ndarray:
     """Decodes an .aec stream with the weights its header names."""
     from . import get_codec
-    header, _ = bitstream.unpack(data, io.max_pixels())
+    header, _ = bitstream.unpack(data, io.max_pixels_limit())
     if header.model not in weights.available():
         raise CodecError(f"stream needs weights {header.model!r}, which are not installed; "
                          f"available: {', '.join(weights.available())}")

@@ -1,0 +1,67 @@
+import numpy as np
+import pytest
+
+from aecore import bitstream, weights
+from aecore.codecs import CodecError, codec_names, get_codec
+from aecore.codecs.learned import decode_any
+from aecore.metrics import bpp
+from tests.conftest import make_tiny
+
+
+@pytest.mark.parametrize("name", ["tiny-hyper", "tiny-seed"])
+def test_round_trip_rgb_is_exact_and_repeatable(user_weights, photo, name):
+    codec = get_codec(name)
+    data = codec.encode(photo, 6.0)
+    first, second = codec.decode(data), codec.decode(data)
+    assert first.shape == photo.shape and first.dtype == np.uint8
+    assert np.array_equal(first, second)
+    assert np.array_equal(decode_any(data), first)
+    assert codec.encode(photo, 6.0) == data  # encoding is deterministic too
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 7), (7, 3, 3), (65, 129, 3)])
+def test_any_size_and_grayscale(user_weights, shape):
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, size=shape, dtype=np.uint8)
+    codec = get_codec("tiny-hyper")
+    decoded = codec.decode(codec.encode(image, 1.0))
+    assert decoded.shape == image.shape
+
+
+def test_header_records_stream(user_weights, photo):
+    codec = get_codec("tiny-seed")
+    data = codec.encode(photo[..., 0], 2.3456)
+    header, _ = bitstream.unpack(data)
+    assert (header.model, header.height, header.width) == ("tiny-seed", 96, 128)
+    assert header.grayscale and header.quality == 2.346
+    assert header.weights_hash == bytes.fromhex(weights.read_card("tiny-seed")["sha256"])[:8]
+    assert bpp(len(data), 96, 128) == 8 * len(data) / (96 * 128)
+
+
+def test_stream_from_other_weights_is_refused(user_weights, photo):
+    data = get_codec("tiny-hyper").encode(photo, 4.0)
+    with pytest.raises(CodecError, match="tiny-hyper"):
+        get_codec("tiny-seed").decode(data)
+    # Same name, retrained weights: the hash no longer matches.
+    weights.save(make_tiny("tiny-hyper", seed=1), "tiny-hyper", user_weights)
+    with pytest.raises(CodecError, match="made by weights"):
+        get_codec("tiny-hyper").decode(data)
+
+
+def test_corrupt_streams_get_clean_errors(user_weights, photo):
+    codec = get_codec("tiny-hyper")
+    data = codec.encode(photo, 8.0)
+    for bad in (b"", b"hello", data[:-1], data[:20], data[:30] + bytes([data[30] ^ 0xFF]) + data[31:]):
+        with pytest.raises(CodecError):
+            codec.decode(bad)
+
+
+def test_quality_range_enforced(user_weights, photo):
+    with pytest.raises(CodecError, match="outside"):
+        get_codec("tiny-hyper").encode(photo, 9.0)
+
+
+def test_unknown_codec_lists_known(user_weights):
+    with pytest.raises(CodecError, match="jpeg"):
+        get_codec("nope")
+    assert {"tiny-hyper", "tiny-seed", "jpeg"} <= set(codec_names())
