@@ -163,6 +163,7 @@ def train(cfg: TrainConfig, progress=None) -> dict:
     val_images, train_images = images[:n_val], images[n_val:] or images
     val_crops = center_crops(val_images, 256) if val_images else None
 
+    torch.manual_seed(cfg.seed)  # same initial weights on every rank and every fresh run
     if cfg.init:
         model, init_card = weights_mod.load(cfg.init)
         model.train()
@@ -172,8 +173,8 @@ def train(cfg: TrainConfig, progress=None) -> dict:
     model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     rng = np.random.default_rng(cfg.seed + rank)
-    torch.manual_seed(cfg.seed + rank)
-    step, elapsed, best_val = 0, 0.0, None
+    torch.manual_seed(cfg.seed + 1000 * rank)
+    step, elapsed, last_val = 0, 0.0, None
 
     if ckpt_path.exists():
         state = torch.load(ckpt_path, weights_only=True)
@@ -182,7 +183,10 @@ def train(cfg: TrainConfig, progress=None) -> dict:
         step, elapsed = state["step"], state["elapsed"]
         torch.set_rng_state(state["torch_rng"])
         rng.bit_generator.state = json.loads(state["numpy_rng"])
-        best_val = state.get("best_val")
+        last_val = state.get("last_val")
+        if world > 1:  # each rank needs its own stream of crops and noise
+            rng = np.random.default_rng([cfg.seed, rank, step])
+            torch.manual_seed(cfg.seed + 1000 * rank + step)
         print(f"resuming {cfg.out} from step {step}", file=sys.stderr)
 
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
@@ -192,7 +196,7 @@ def train(cfg: TrainConfig, progress=None) -> dict:
         if rank == 0:
             _atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
                           "elapsed": elapsed, "torch_rng": torch.get_rng_state(),
-                          "numpy_rng": json.dumps(rng.bit_generator.state), "best_val": best_val,
+                          "numpy_rng": json.dumps(rng.bit_generator.state), "last_val": last_val,
                           "config": asdict(cfg)}, ckpt_path)
 
     stop = {"now": False}
@@ -223,7 +227,7 @@ def train(cfg: TrainConfig, progress=None) -> dict:
                 window = []
                 if val_crops is not None and (step % cfg.val_every == 0 or step == cfg.steps):
                     rec["val"] = validate(model, val_crops)
-                    best_val = rec["val"]
+                    last_val = rec["val"]
                 with open(log_path, "a") as f:
                     f.write(json.dumps(rec) + "\n")
                 if progress:
@@ -237,10 +241,12 @@ def train(cfg: TrainConfig, progress=None) -> dict:
     finally:
         signal.signal(signal.SIGTERM, previous)
         checkpoint()
+    if world > 1:
+        dist.destroy_process_group()
     if stop["now"] or rank != 0:
         return {}
     card = {"training": {"data": Path(cfg.data).name, "steps": step, "crop": cfg.crop,
                          "batch_size": cfg.batch_size * world, "lr": cfg.lr, "hours": round(elapsed / 3600, 2),
-                         "init": cfg.init or (init_card or {}).get("name"), "validation": best_val},
+                         "init": cfg.init or (init_card or {}).get("name"), "validation": last_val},
             "quality_range": [1, model.levels]}
     return weights_mod.save(model.to(memory_format=torch.contiguous_format), cfg.out, Path(cfg.weights_dir), card)
