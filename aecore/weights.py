@@ -116,3 +116,12 @@ def load(name: str) -> tuple[CompressionModel, dict]:
     """The model and card of named weights."""
     read_card(name)
     return load_file_pair(available()[name])
+
+
+def update_card(name: str, fields: dict) -> dict:
+    """Merges `fields` into NAME's card (e.g. measured results); the tensors are untouched."""
+    card = read_card(name)
+    card.update(fields)
+    path = available()[name].with_suffix(".json")
+    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(card, indent=2) + "\n"))
+    return card

@@ -1,0 +1,329 @@
+"""One comparison: a learned codec beside JPEG (and optionally one more classical codec).
+
+    from aecore.compare import compare, verdict, error_map, error_scale
+    result = compare(image, "hyperprior", quality=4.0)             # JPEG matched to the same size
+    print(verdict(result.results))   # "At 14.2 KB, the autoencoder is +3.1 dB PSNR over JPEG (...)"
+    vmax = error_scale(image, [r.decoded for r in result.results])
+    heat = error_map(image, result.results[0].decoded, vmax)        # uint8 RGB heatmap
+
+The Compare page is a thin shell over this module; anything it shows can be computed
+here from plain Python. Two modes (DESIGN section 4):
+
+- "same size": the JPEG file is the largest one (quality found by bisection) that is not
+  larger than the learned stream, so the learned codec never wins by spending more bits.
+  If even JPEG quality 1 is larger, JPEG is shown at quality 1 and that fact is reported.
+- "jpeg quality": JPEG at a fixed quality, whatever its size.
+
+An extra classical codec (WebP, AVIF, JPEG 2000) is always matched to the learned stream's
+size, the same way as JPEG in "same size" mode. Sizes are printed in units of 1000 bytes.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from .codecs import Codec, get_codec
+from .metrics import evaluate
+from .rd import largest_quality_under
+
+SAME_SIZE = "same size"
+JPEG_QUALITY = "jpeg quality"
+MODES = (SAME_SIZE, JPEG_QUALITY)
+REFERENCE = "jpeg"  # the project's reference codec (OpenCV JPEG)
+
+# Rows of the comparison table, in display order: (metrics key, label, which value wins).
+# "near 1" is for blockiness, where 1 means no visible 8x8 grid (a photo's own texture).
+ROWS: tuple[tuple[str, str, str], ...] = (
+    ("bytes", "Size (bytes)", "lower"),
+    ("bpp", "Bits per pixel", "lower"),
+    ("ratio", "Compression ratio", "higher"),
+    ("psnr", "PSNR (dB)", "higher"),
+    ("ms_ssim", "MS-SSIM", "higher"),
+    ("ms_ssim_db", "MS-SSIM (dB)", "higher"),
+    ("ssim", "SSIM", "higher"),
+    ("blockiness", "Blockiness (1 = no grid)", "near 1"),
+    ("encode_ms", "Encode (ms)", "lower"),
+    ("decode_ms", "Decode (ms)", "lower"),
+)
+BETTER = {key: better for key, _, better in ROWS}
+
+
+@dataclass
+class CodecResult:
+    """One codec's file for the image, what it decodes to, and how good that is."""
+
+    codec: str                 # registry name: "hyperprior", "jpeg", "webp", ...
+    label: str                 # display name: "JPEG", the weights card's label, ...
+    kind: str                  # "learned" or "classical"
+    quality: float
+    data: bytes                # the whole file, header included
+    decoded: np.ndarray        # uint8, same shape as the original
+    metrics: dict              # aecore.metrics.evaluate(...) plus encode_ms, decode_ms
+    encode_ms: float
+    decode_ms: float
+    extension: str = ""        # file suffix without the dot
+    mime: str = "application/octet-stream"
+    over_budget: bool = False  # matched to a size it could not reach even at its lowest quality
+    note: str = ""             # how the quality was chosen, in words
+
+    @property
+    def num_bytes(self) -> int:
+        return len(self.data)
+
+    @property
+    def quality_text(self) -> str:
+        return f"{self.quality:.2f}".rstrip("0").rstrip(".") if self.kind == "learned" else f"{self.quality:g}"
+
+    @property
+    def display_name(self) -> str:
+        """"JPEG q 42 · 14.1 KB": the label with its operating point, for pickers and captions."""
+        return f"{self.label} q {self.quality_text} · {format_bytes(self.num_bytes)}"
+
+
+@dataclass
+class Comparison:
+    """Every codec's result for one image, learned first, then JPEG, then the extra codec."""
+
+    original: np.ndarray
+    results: list[CodecResult]
+    mode: str
+    budget: int | None = None  # the byte count the matched codecs had to fit in
+    notes: list[str] = field(default_factory=list)
+
+    def get(self, codec: str) -> CodecResult | None:
+        return next((r for r in self.results if r.codec == codec), None)
+
+    @property
+    def learned(self) -> CodecResult | None:
+        return next((r for r in self.results if r.kind == "learned"), None)
+
+    @property
+    def reference(self) -> CodecResult | None:
+        return self.get(REFERENCE)
+
+
+def compare(image: np.ndarray, learned: Codec | str | None, quality: float | None = None,
+            mode: str = SAME_SIZE, jpeg_quality: int = 75,
+            extra: Codec | str | None = None, codecs=None) -> Comparison:
+    """Codes `image` with the learned codec, with JPEG and optionally with `extra`.
+
+    `learned` may be None (no learned weights installed): JPEG is then coded at
+    `jpeg_quality` and `extra` is matched to the JPEG file's size. `quality` defaults to
+    the learned codec's default. `codecs(name) -> Codec` resolves names (the app passes
+    its cached loader); the default is `aecore.codecs.get_codec`.
+    """
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; use one of {', '.join(map(repr, MODES))}")
+    resolve = codecs or get_codec
+    as_codec = lambda c: resolve(c) if isinstance(c, str) else c  # noqa: E731
+    results, notes = [], []
+    jpeg = as_codec(REFERENCE)
+    budget = None
+    if learned is not None:
+        learned = as_codec(learned)
+        q = learned.default_quality if quality is None else quality
+        first = code(learned, image, q)
+        results.append(first)
+        budget = first.num_bytes
+    if learned is not None and mode == SAME_SIZE:
+        ref = matched(jpeg, image, budget)
+    else:
+        ref = code(jpeg, image, jpeg_quality, note=f"fixed quality {jpeg_quality}")
+    results.append(ref)
+    if extra is not None:
+        extra = as_codec(extra)
+        target = budget if budget is not None else ref.num_bytes
+        results.append(matched(extra, image, target))
+    notes += [r.note for r in results if r.over_budget]
+    return Comparison(original=image, results=results, mode=mode if learned is not None else JPEG_QUALITY,
+                      budget=budget if learned is not None else ref.num_bytes, notes=notes)
+
+
+def code(codec: Codec, image: np.ndarray, quality: float, note: str = "", data: bytes | None = None) -> CodecResult:
+    """Encodes (timed), decodes (timed) and measures one file.
+
+    `data` is an already encoded file at `quality` (from a size search); it is encoded
+    once more anyway, so the reported encode time is that of one plain encode.
+    """
+    t0 = time.perf_counter()
+    fresh = codec.encode(image, quality)
+    t1 = time.perf_counter()
+    data = fresh if data is None else data
+    decoded = codec.decode(data)
+    t2 = time.perf_counter()
+    encode_ms, decode_ms = (t1 - t0) * 1000, (t2 - t1) * 1000
+    metrics = {**evaluate(image, decoded, len(data)), "encode_ms": encode_ms, "decode_ms": decode_ms}
+    return CodecResult(codec=codec.name, label=codec.label or codec.name, kind=codec.kind, quality=quality,
+                       data=data, decoded=decoded, metrics=metrics, encode_ms=encode_ms, decode_ms=decode_ms,
+                       extension=codec.extension, mime=codec.mime, note=note)
+
+
+def matched(codec: Codec, image: np.ndarray, budget: int) -> CodecResult:
+    """`codec` at its highest quality whose file fits in `budget` bytes.
+
+    When even the lowest quality is larger, that lowest quality is used and the result
+    says so (`over_budget`, `note`): a comparison that quietly gave one side more bits
+    would not be fair.
+    """
+    found = largest_quality_under(codec, image, budget)
+    if found is not None:
+        quality, data = found
+        return code(codec, image, quality, note=f"quality {quality:g}: the largest file within "
+                    f"{format_bytes(budget)}", data=data)
+    lowest = codec.quality_range[0]
+    result = code(codec, image, lowest)
+    result.over_budget = True
+    result.note = (f"Even {codec.label} at quality {lowest:g} needs {format_bytes(result.num_bytes)}, more than "
+                   f"the {format_bytes(budget)} budget; it is shown at quality {lowest:g}, with the larger file.")
+    return result
+
+
+def winner(results: list[CodecResult], metric: str) -> str | None:
+    """The codec name with the best `metric` value, or None when the best is shared or unknown.
+
+    Which value is best comes from `BETTER` (higher PSNR, lower bpp, blockiness nearest 1).
+    """
+    better = BETTER.get(metric, "higher")
+    scored = []
+    for r in results:
+        value = r.metrics.get(metric)
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            continue
+        if better == "higher":
+            score = value
+        elif better == "lower":
+            score = -value
+        else:  # nearest 1, measured as a ratio so 0.8 and 1.25 are equally far
+            score = -abs(math.log(value)) if value > 0 else -math.inf
+        scored.append((score, r.codec))
+    if not scored:
+        return None
+    best = max(s for s, _ in scored)
+    names = [name for s, name in scored if s == best]
+    return names[0] if len(names) == 1 else None
+
+
+def verdict(results: list[CodecResult] | Comparison) -> str:
+    """One line for the headline, e.g.
+    "At 14.2 KB, the autoencoder is +3.1 dB PSNR over JPEG (MS-SSIM 0.962 vs 0.931)".
+    """
+    if isinstance(results, Comparison):
+        results = results.results
+    learned = next((r for r in results if r.kind == "learned"), None)
+    ref = next((r for r in results if r.codec == REFERENCE), None)
+    if ref is None:
+        return "No JPEG result to compare with."
+    if learned is None:
+        return (f"JPEG at quality {ref.quality_text}: {format_bytes(ref.num_bytes)}, "
+                f"{format_db(ref.metrics['psnr'])} PSNR, MS-SSIM {ref.metrics['ms_ssim']:.3f}.")
+    gain = learned.metrics["psnr"] - ref.metrics["psnr"]
+    ms = f"MS-SSIM {learned.metrics['ms_ssim']:.3f} vs {ref.metrics['ms_ssim']:.3f}"
+    if math.isnan(gain):
+        gap = "PSNR cannot be compared"
+    elif gain >= 0.05 or math.isinf(gain):
+        gap = f"+{format_db(gain)} PSNR over JPEG" if not math.isinf(gain) else "lossless, ahead of JPEG"
+    elif gain <= -0.05:
+        gap = f"{format_db(-gain)} PSNR behind JPEG"
+    else:
+        gap = "level with JPEG on PSNR"
+    size = format_bytes(learned.num_bytes)
+    if ref.over_budget:
+        return (f"At {size}, the autoencoder is {gap} ({ms}), and JPEG needed "
+                f"{format_bytes(ref.num_bytes)} even at quality {ref.quality_text}.")
+    if abs(ref.num_bytes - learned.num_bytes) <= 0.02 * learned.num_bytes:
+        return f"At {size}, the autoencoder is {gap} ({ms})."
+    change = (learned.num_bytes - ref.num_bytes) / ref.num_bytes * 100
+    smaller = f"{abs(change):.0f}% {'smaller' if change < 0 else 'larger'}"
+    return (f"At {size} ({smaller} than JPEG quality {ref.quality_text}'s {format_bytes(ref.num_bytes)}), "
+            f"the autoencoder is {gap} ({ms}).")
+
+
+def error_map(original: np.ndarray, decoded: np.ndarray, vmax: float) -> np.ndarray:
+    """Absolute error per pixel as a uint8 RGB (H, W, 3) heatmap (OpenCV's inferno colormap).
+
+    The error is the mean over RGB of |original - decoded| in 0..255 levels; black is
+    exact and the brightest yellow is `vmax` levels or more. Pass the same `vmax` for
+    every codec (see `error_scale`) so equal colours mean equal errors.
+    """
+    if original.shape != decoded.shape:
+        raise ValueError(f"images differ in shape, {original.shape} vs {decoded.shape}")
+    if not vmax > 0:
+        raise ValueError(f"vmax must be positive, got {vmax}")
+    err = np.abs(original.astype(np.int16) - decoded.astype(np.int16)).astype(np.float32)
+    if err.ndim == 3:
+        err = err.mean(axis=2)
+    return _colorize(err / float(vmax))
+
+
+def error_scale(original: np.ndarray, decoded: list[np.ndarray], percentile: float = 99.0) -> float:
+    """A shared colour-scale top for `error_map`: the worst codec's `percentile` error, rounded up.
+
+    A percentile rather than the maximum, so a handful of outlier pixels do not turn every
+    map black. At least 1 level, so a lossless result still has a scale.
+    """
+    top = 1.0
+    for image in decoded:
+        err = np.abs(original.astype(np.int16) - image.astype(np.int16)).astype(np.float32)
+        if err.ndim == 3:
+            err = err.mean(axis=2)
+        top = max(top, float(np.percentile(err, percentile)))
+    return float(math.ceil(top))
+
+
+def error_legend(width: int = 256, height: int = 14) -> np.ndarray:
+    """The colour bar of `error_map`, from 0 (left) to vmax (right), as uint8 RGB."""
+    ramp = np.tile(np.linspace(0, 1, width, dtype=np.float32), (height, 1))
+    return _colorize(ramp)
+
+
+def _colorize(unit: np.ndarray) -> np.ndarray:
+    """Values in [0, 1] (clipped) to RGB through cv2's inferno colormap."""
+    levels = np.rint(np.clip(unit, 0, 1) * 255).astype(np.uint8)
+    return cv2.cvtColor(cv2.applyColorMap(levels, cv2.COLORMAP_INFERNO), cv2.COLOR_BGR2RGB)
+
+
+def preview(pixels: np.ndarray, max_side: int) -> np.ndarray:
+    """`pixels` scaled down (area averaging) so neither side exceeds `max_side`; small images as is."""
+    h, w = pixels.shape[:2]
+    scale = max_side / max(h, w)
+    if scale >= 1:
+        return pixels
+    return _resize(pixels, max(1, round(w * scale)), max(1, round(h * scale)))
+
+
+def shrink_to_pixels(pixels: np.ndarray, max_pixels: int) -> np.ndarray:
+    """`pixels` scaled down (area averaging) to at most `max_pixels` pixels; smaller images as is."""
+    h, w = pixels.shape[:2]
+    if h * w <= max_pixels:
+        return pixels
+    scale = math.sqrt(max_pixels / (h * w))
+    return _resize(pixels, max(1, math.floor(w * scale)), max(1, math.floor(h * scale)))
+
+
+def _resize(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
+    return np.ascontiguousarray(cv2.resize(pixels, (width, height), interpolation=cv2.INTER_AREA))
+
+
+def fingerprint(pixels: np.ndarray) -> str:
+    """A short hash of an image's shape and pixels: a cache key that costs one pass over the bytes."""
+    h = hashlib.sha256(str(pixels.shape).encode())
+    h.update(np.ascontiguousarray(pixels).data)
+    return h.hexdigest()[:32]
+
+
+def format_bytes(n: int) -> str:
+    """850 B, 14.2 KB, 3.10 MB (powers of 1000, as file sizes in this project are quoted)."""
+    if n < 1000:
+        return f"{n} B"
+    if n < 1_000_000:
+        return f"{n / 1000:.1f} KB"
+    return f"{n / 1e6:.2f} MB"
+
+
+def format_db(value: float) -> str:
+    return "∞ dB" if math.isinf(value) else f"{value:.1f} dB" if abs(value) >= 0.05 else f"{value:.2f} dB"

@@ -1,0 +1,100 @@
+"""Rate-distortion benchmark on Kodak: every codec's curve, BD-rates against JPEG, a chart.
+
+    python benchmarks/rd_kodak.py                      # ../shared/data/kodak, all codecs
+    python benchmarks/rd_kodak.py DIR --limit 6        # a quicker look at 6 images
+    python benchmarks/rd_kodak.py DIR --update-cards   # also record the results in the model cards
+
+Writes benchmarks/results/kodak_rd.csv (one row per image, codec and quality),
+kodak_bdrate.json (BD-rate by PSNR and by MS-SSIM in dB of every codec against OpenCV
+JPEG, over the overlapping range) and kodak_rd.html (interactive Plotly chart).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+import sys
+import time
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from aecore import rd, weights  # noqa: E402
+from aecore.codecs import classical_names, get_codec, learned_names  # noqa: E402
+from aecore.io import load_image_folder_named  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results"
+DEFAULT_DIR = ROOT.parent / "shared" / "data" / "kodak"
+LEARNED = ("hyperprior", "seed")
+
+
+def chart(averages: list[dict], path: Path) -> None:
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("PSNR (RGB)", "MS-SSIM (dB)"))
+    for codec in dict.fromkeys(r["codec"] for r in averages):
+        pts = [r for r in averages if r["codec"] == codec]
+        for col, metric in ((1, "psnr"), (2, "ms_ssim_db")):
+            fig.add_trace(go.Scatter(x=[p["bpp"] for p in pts], y=[p[metric] for p in pts], mode="lines+markers",
+                                     name=codec, legendgroup=codec, showlegend=col == 1,
+                                     customdata=[p["quality"] for p in pts],
+                                     hovertemplate=f"{codec} q=%{{customdata}}<br>%{{x:.3f}} bpp<br>%{{y:.2f}} dB"),
+                          row=1, col=col)
+    fig.update_xaxes(title_text="bits per pixel")
+    fig.update_yaxes(title_text="dB")
+    fig.update_layout(title=f"Kodak ({averages[0]['images']} images), mean over images per quality",
+                      template="plotly_white", height=500)
+    fig.write_html(path, include_plotlyjs=True, full_html=True)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("folder", nargs="?", default=str(DEFAULT_DIR))
+    ap.add_argument("--codecs", help="comma-separated names (default: shipped learned models + classical)")
+    ap.add_argument("--limit", type=int, help="use only the first N images")
+    ap.add_argument("--out", default=str(RESULTS))
+    ap.add_argument("--update-cards", action="store_true", help="write the results into the models' cards")
+    args = ap.parse_args()
+
+    images = load_image_folder_named(args.folder)
+    if args.limit:
+        images = dict(list(images.items())[:args.limit])
+    names = args.codecs.split(",") if args.codecs else [n for n in LEARNED if n in learned_names()] + classical_names()
+    plan = {n: rd.DEFAULT_QUALITIES.get(n) or rd.DEFAULT_QUALITIES[get_codec(n).kind] for n in names}
+    t0 = time.time()
+
+    def progress(done, total, label):
+        print(f"\r{done}/{total} {label:<50}", end="", file=sys.stderr, flush=True)
+
+    rows = rd.sweep(images, plan, progress=progress)
+    print(f"\nswept in {time.time() - t0:.0f} s", file=sys.stderr)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rd.write_csv(rows, out / "kodak_rd.csv")
+    averages = rd.average(rows)
+    result = {"images": len(images), "anchor": "jpeg",
+              "bd_rate_psnr": rd.bd_table(averages, "jpeg", "psnr"),
+              "bd_rate_ms_ssim": rd.bd_table(averages, "jpeg", "ms_ssim_db")}
+    if "webp" in plan:
+        result["vs_webp_psnr"] = {k: v for k, v in rd.bd_table(averages, "webp", "psnr").items() if k in LEARNED}
+    result["curves"] = {c: [{k: round(r[k], 4) for k in ("quality", "bpp", "psnr", "ms_ssim", "ms_ssim_db")}
+                            for r in averages if r["codec"] == c] for c in plan}
+    (out / "kodak_bdrate.json").write_text(json.dumps(result, indent=2) + "\n")
+    chart(averages, out / "kodak_rd.html")
+    for codec in plan:
+        print(f"{codec:12s} BD-rate vs JPEG: PSNR {result['bd_rate_psnr'].get(codec, 0):+7.1f}%  "
+              f"MS-SSIM {result['bd_rate_ms_ssim'].get(codec, 0):+7.1f}%")
+    if args.update_cards:
+        for name in plan:
+            if name in LEARNED and name in weights.available():
+                weights.update_card(name, {"kodak": {
+                    "images": len(images),
+                    "bd_rate_vs_jpeg_psnr": round(result["bd_rate_psnr"][name], 2),
+                    "bd_rate_vs_jpeg_ms_ssim": round(result["bd_rate_ms_ssim"][name], 2),
+                    "curve": result["curves"][name]}})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

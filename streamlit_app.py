@@ -1,0 +1,60 @@
+"""The aecore studio: a learned image codec beside JPEG, in the browser.
+
+    streamlit run streamlit_app.py
+
+This file is the router and the picture frame: it sets up the page, draws the sidebar
+(model picker, a few words on what this is) and runs the page chosen in the navigation.
+The pages live in pages/ and are listed here explicitly; helpers the pages share are in
+pages/shared.py (see its docstring for the session state keys every page may read).
+"""
+import streamlit as st
+
+from aecore import weights
+from pages import shared
+
+st.set_page_config(page_title="aecore: learned image compression", page_icon=":material/compare:",
+                   layout="wide")
+
+PAGES = [
+    st.Page("pages/compare.py", title="Compare", icon=":material/compare:", default=True),
+    st.Page("pages/rate_distortion.py", title="Rate-distortion", icon=":material/monitoring:"),
+    st.Page("pages/fine_tune.py", title="Fine-tune", icon=":material/tune:"),
+    st.Page("pages/inside_model.py", title="Inside the model", icon=":material/layers:"),
+]
+
+
+def model_picker() -> None:
+    """The learned weights every page uses, remembered under `shared.MODEL_KEY`."""
+    models = shared.learned_models()
+    if not models:
+        st.session_state[shared.MODEL_KEY] = None
+        st.info("No learned weights are installed yet, so only the classical codecs can be compared. "
+                "Trained weights appear here as soon as they are saved.", icon=":material/info:")
+        return
+    if st.session_state.get(shared.MODEL_KEY) not in models:
+        st.session_state[shared.MODEL_KEY] = shared.default_model(models)
+    name = st.selectbox("Model", list(models), format_func=lambda n: models[n], key=shared.MODEL_KEY,
+                        help="The learned codec: named weights. Fine-tuned weights appear here too.")
+    card = _card(name)
+    facts = [card.get("config", {}).get("arch", ""), f"{card['parameters'] / 1e6:.2f} M parameters"
+             if card.get("parameters") else ""]
+    st.caption(" · ".join(f for f in facts if f) or name)
+
+
+def _card(name: str) -> dict:
+    try:
+        return weights.read_card(name)
+    except (OSError, ValueError):
+        return {}
+
+
+with st.sidebar:
+    model_picker()
+    st.divider()
+    st.markdown(
+        "**What is this?** A convolutional autoencoder that compresses images into real files, "
+        "shown beside JPEG at the same file size: same bytes, judge the pixels. "
+        "Rate is the whole file, 8 x bytes / pixels; quality is PSNR and MS-SSIM on RGB."
+    )
+
+st.navigation(PAGES).run()
