@@ -108,3 +108,48 @@ def test_bad_streams_exit_2(user_weights, photo, tmp_path):
     assert out.returncode == 2 and "tiny-seed" in out.stderr
     out = run("decompress", tmp_path / "missing.aec", tmp_path / "x.png")
     assert out.returncode == 2 and "missing.aec" in out.stderr
+
+
+def _awkward(tmp_path, photo) -> dict:
+    """Odd but valid inputs a user will upload."""
+    from PIL import Image as I
+    files = {}
+    base = I.fromarray(photo)
+    files["gray.png"] = base.convert("L")
+    rgba = base.convert("RGBA")
+    rgba.putalpha(I.fromarray(np.tile(np.arange(128, dtype=np.uint8) * 2, (96, 1))))
+    files["rgba.png"] = rgba
+    files["palette.png"] = base.convert("P")
+    files["cmyk.jpg"] = base.convert("CMYK")
+    files["tiny.png"] = base.resize((1, 1))
+    files["odd.png"] = base.crop((0, 0, 3, 17))
+    paths = {}
+    for name, im in files.items():
+        paths[name] = tmp_path / name
+        im.save(paths[name])
+    sixteen = (np.asarray(base.convert("L"), dtype=np.uint16) * 257)
+    paths["gray16.png"] = tmp_path / "gray16.png"
+    I.fromarray(sixteen).save(paths["gray16.png"])
+    exif = base.getexif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise when shown
+    paths["rotated.jpg"] = tmp_path / "rotated.jpg"
+    base.save(paths["rotated.jpg"], exif=exif)
+    paths["animated.gif"] = tmp_path / "animated.gif"
+    base.save(paths["animated.gif"], save_all=True, append_images=[base.rotate(90)], duration=100)
+    return paths
+
+
+def test_awkward_images_compress_and_decompress(user_weights, photo, tmp_path, capsys):
+    from aecore.__main__ import main
+    expected = {"gray.png": (96, 128), "gray16.png": (96, 128), "tiny.png": (1, 1, 3), "odd.png": (17, 3, 3),
+                "rotated.jpg": (128, 96, 3)}
+    for name, path in _awkward(tmp_path, photo).items():
+        aec, png = tmp_path / (name + ".aec"), tmp_path / (name + ".out.png")
+        assert main(["compress", str(path), str(aec), "--codec", "tiny-hyper", "--quality", "3"]) == 0, name
+        rec = json.loads(capsys.readouterr().out)
+        assert main(["decompress", str(aec), str(png)]) == 0, name
+        capsys.readouterr()
+        decoded = load_image(png).pixels
+        assert decoded.shape == expected.get(name, (96, 128, 3)), name
+        if name in ("rgba.png", "cmyk.jpg", "gray16.png", "rotated.jpg", "animated.gif", "palette.png"):
+            assert rec["notes"], name  # the conversion is reported

@@ -1,0 +1,323 @@
+"""Compare: the learned codec beside JPEG at the same file size, pixel by pixel.
+
+A thin shell: `aecore.compare` does the coding and measuring, `aecore.viewer` draws the
+before/after slider; this page reads the widgets, caches results and lays them out.
+Widget keys (tests set them): upload, sample, full_size, quality, mode, jpeg_quality,
+extra_codec, download_aec, download_png, download_jpeg, download_extra.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from aecore import compare as cmp
+from aecore.codecs import classical_names
+from aecore.io import ImageError, LoadedImage, load_image, sample_images, to_png_bytes
+from aecore.viewer import TOOLBAR_PX, slider_html
+from pages import shared
+
+UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "tif", "tiff", "bmp", "gif"]
+# Above this many pixels a downscaled copy is coded unless the user asks for full size:
+# a 12 MP photo takes several seconds per learned encode on 2 cores, 4 MP about a second.
+LARGE_PIXELS = 4_000_000
+SLIDER_MAX_SIDE = 1600    # the slider's PNGs travel to the browser; 1600 px fills a wide screen
+HEATMAP_MAX_SIDE = 1000   # heatmaps are shown a third of the page wide at most
+SLIDER_WIDTH_GUESS = 1100  # the main column's width in a wide layout, for the slider's height
+MODES = {"Same file size": cmp.SAME_SIZE, "JPEG quality": cmp.JPEG_QUALITY}
+NO_EXTRA = "none"
+WIN_STYLE = "background-color: rgba(33, 195, 84, 0.16); font-weight: 700; color: #177233"
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def decode_upload(digest: str, _data: bytes, name: str) -> LoadedImage:
+    """Uploaded bytes to pixels, once per file content (`digest` is the cache key)."""
+    return load_image(_data, name=name)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def run_comparison(image_key: str, _image, learned: str | None, stamp: str, quality: float | None,
+                   mode: str, jpeg_quality: int, extra: str | None) -> cmp.Comparison:
+    """One comparison, keyed by the image's hash and the settings (not by the pixels themselves)."""
+    return cmp.compare(_image, learned, quality, mode=mode, jpeg_quality=jpeg_quality, extra=extra,
+                       codecs=shared.codec)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def build_views(run_key: str, _comparison: cmp.Comparison, height: int) -> dict:
+    """What the page shows of a comparison: the slider page, heatmaps and the decoded PNG."""
+    comp = _comparison
+    images = {"Original": cmp.preview(comp.original, SLIDER_MAX_SIDE)}
+    for r in comp.results:
+        images[r.display_name] = cmp.preview(r.decoded, SLIDER_MAX_SIDE)
+    first = comp.results[0].display_name
+    second = comp.results[1].display_name if len(comp.results) > 1 else "Original"
+    vmax = cmp.error_scale(comp.original, [r.decoded for r in comp.results])
+    heatmaps = [cmp.preview(cmp.error_map(comp.original, r.decoded, vmax), HEATMAP_MAX_SIDE) for r in comp.results]
+    learned = comp.learned
+    return {
+        "slider": slider_html(images, left=first, right=second, height=height),
+        "heatmaps": heatmaps,
+        "vmax": vmax,
+        "legend": cmp.error_legend(360, 14),
+        "png": to_png_bytes(learned.decoded) if learned else b"",
+        "preview_shape": images["Original"].shape[:2],
+    }
+
+
+def pick_image() -> tuple[object, str, list[str]] | None:
+    """(pixels, name, conversion notes) from the upload or the sample picker; None after an error."""
+    upload = st.file_uploader(
+        "Your image", type=UPLOAD_TYPES, key="upload",
+        help="PNG, JPEG, WebP, TIFF, BMP or GIF. Transparency is flattened onto white; the first frame of "
+             "an animation is used.")
+    samples = sample_images()
+    sample = st.selectbox("Or a sample photo", list(samples), key="sample", disabled=upload is not None,
+                          persist_state="session", help="Photos bundled with scikit-image; works offline.")
+    if upload is None:
+        return samples[sample], sample, []
+    data = upload.getvalue()
+    try:
+        loaded = decode_upload(hashlib.sha256(data).hexdigest(), data, upload.name)
+    except ImageError as e:
+        st.error(f"Cannot use this file. {e}.", icon=":material/broken_image:")
+        return None
+    return loaded.pixels, loaded.name, loaded.notes
+
+
+def describe(pixels, name: str) -> str:
+    h, w = pixels.shape[:2]
+    colour = "grayscale" if pixels.ndim == 2 else "RGB"
+    return f"**{name}** · {w}×{h} px · {w * h / 1e6:.2f} MP · {colour}"
+
+
+def controls(model: str | None) -> dict:
+    """The coding settings; remembered for the session, so they survive a page switch."""
+    settings: dict = {"quality": None}
+    if model is not None:
+        codec = shared.codec(model)
+        lo, hi = (float(v) for v in codec.quality_range)
+        current = st.session_state.get("quality")
+        if not isinstance(current, (int, float)) or not lo <= current <= hi:
+            st.session_state["quality"] = float(round(codec.default_quality, 1))
+        settings["quality"] = st.slider(
+            "Learned codec quality", lo, hi, step=0.1, format="%.1f", key="quality", persist_state="session",
+            help="Continuous: one network covers every rate. Higher spends more bytes for a better picture.")
+    else:
+        st.session_state["mode"] = "JPEG quality"
+    mode = st.radio(
+        "Set JPEG by", list(MODES), key="mode", horizontal=True, persist_state="session",
+        disabled=model is None,
+        help="Same file size: the best JPEG quality whose file is not larger than the learned stream. "
+             "JPEG quality: a fixed quality, whatever its size.")
+    settings["mode"] = MODES[mode]
+    settings["jpeg_quality"] = int(st.slider(
+        "JPEG quality", 1, 100, 75, key="jpeg_quality", persist_state="session",
+        disabled=settings["mode"] != cmp.JPEG_QUALITY,
+        help="Used in 'JPEG quality' mode (OpenCV's libjpeg-turbo, 4:2:0 chroma)."))
+    extras = [NO_EXTRA] + [n for n in classical_names() if n != cmp.REFERENCE]
+    extra = st.selectbox(
+        "Third codec", extras, key="extra_codec", persist_state="session",
+        format_func=lambda n: "None" if n == NO_EXTRA else shared.codec(n).label,
+        help="Another classical codec, matched to the learned stream's size like JPEG.")
+    settings["extra"] = None if extra == NO_EXTRA else extra
+    return settings
+
+
+def slider_height(shape) -> int:
+    h, w = shape[:2]
+    return int(min(720, max(380, SLIDER_WIDTH_GUESS * h / w + TOOLBAR_PX)))
+
+
+def headline(comp: cmp.Comparison) -> None:
+    learned, ref = comp.learned, comp.reference
+    st.markdown(f"#### {cmp.verdict(comp)}")
+    for note in comp.notes:
+        st.warning(note, icon=":material/warning:")
+    if learned is None:
+        return
+    a, b, c, d = st.columns(4)
+    size_change = (learned.num_bytes - ref.num_bytes) / ref.num_bytes * 100
+    a.metric(f"{learned.label} file", cmp.format_bytes(learned.num_bytes),
+             delta=f"JPEG {cmp.format_bytes(ref.num_bytes)} ({size_change:+.1f}%)",
+             delta_color="off" if abs(size_change) < 2 else "inverse", delta_arrow="off" if abs(size_change) < 2 else "auto",
+             help=f"{learned.metrics['bpp']:.3f} bits per pixel, every byte of the file counted.")
+    gain = learned.metrics["psnr"] - ref.metrics["psnr"]
+    b.metric("PSNR", _fmt_db(learned.metrics["psnr"]),
+             delta=None if not math.isfinite(gain) else f"{gain:+.2f} dB vs JPEG",
+             help="Peak signal-to-noise ratio on RGB, peak 255. +1 dB is about 20% less squared error.")
+    ms_gain = learned.metrics["ms_ssim"] - ref.metrics["ms_ssim"]
+    c.metric("MS-SSIM", f"{learned.metrics['ms_ssim']:.4f}",
+             delta=None if math.isnan(ms_gain) else f"{ms_gain:+.4f} vs JPEG",
+             help="Multi-scale structural similarity (1 = identical), closer to what people notice than PSNR.")
+    how = "matched to the size" if comp.mode == cmp.SAME_SIZE and not ref.over_budget else (
+        "its lowest" if ref.over_budget else "fixed")
+    d.metric("JPEG quality", ref.quality_text, delta=how, delta_color="off", delta_arrow="off",
+             help="OpenCV JPEG quality, 1 to 100.")
+
+
+def _fmt_db(value: float) -> str:
+    return "∞ (lossless)" if math.isinf(value) else f"{value:.2f} dB"
+
+
+_FORMATS = {
+    "bytes": lambda v: f"{int(v):,}",
+    "bpp": lambda v: f"{v:.3f}",
+    "ratio": lambda v: f"{v:.1f} : 1",
+    "psnr": lambda v: f"{v:.2f}",
+    "ms_ssim": lambda v: f"{v:.4f}",
+    "ms_ssim_db": lambda v: f"{v:.2f}",
+    "ssim": lambda v: f"{v:.4f}",
+    "blockiness": lambda v: f"{v:.3f}",
+    "encode_ms": lambda v: f"{v:.1f}",
+    "decode_ms": lambda v: f"{v:.1f}",
+}
+
+
+def _cell(key: str, value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, float) and math.isinf(value):
+        return "∞"
+    return _FORMATS[key](value)
+
+
+def metrics_table(results: list[cmp.CodecResult]):
+    """Metrics side by side, one column per codec, the best value of each row highlighted."""
+    columns = []
+    for r in results:
+        name = r.label
+        while name in columns:
+            name += " "
+        columns.append(name)
+    index = ["Quality setting"] + [label for _, label, _ in cmp.ROWS]
+    table = pd.DataFrame(
+        {col: [r.quality_text] + [_cell(key, r.metrics.get(key)) for key, _, _ in cmp.ROWS]
+         for col, r in zip(columns, results)},
+        index=index)
+    styles = pd.DataFrame("", index=index, columns=columns)
+    if len(results) > 1:
+        for key, label, _ in cmp.ROWS:
+            best = cmp.winner(results, key)
+            if best is not None:
+                styles.loc[label, columns[[r.codec for r in results].index(best)]] = WIN_STYLE
+    return table.style.apply(lambda _: styles, axis=None)
+
+
+def downloads(comp: cmp.Comparison, views: dict, stem: str) -> None:
+    learned, ref = comp.learned, comp.reference
+    extra = next((r for r in comp.results if r.kind == "classical" and r.codec != cmp.REFERENCE), None)
+    if learned is not None:
+        st.download_button(
+            f"Learned stream (.aec, {cmp.format_bytes(learned.num_bytes)})", learned.data,
+            file_name=f"{stem}.aec", mime=learned.mime, key="download_aec", on_click="ignore",
+            icon=":material/download:", width="stretch",
+            help="Decode it with: python -m aecore decompress")
+        st.download_button(
+            "Learned codec's decoded PNG", views["png"], file_name=f"{stem}.{learned.codec}.png", mime="image/png",
+            key="download_png", on_click="ignore", icon=":material/image:", width="stretch")
+    st.download_button(
+        f"JPEG file ({cmp.format_bytes(ref.num_bytes)})", ref.data, file_name=f"{stem}.q{ref.quality_text}.jpg",
+        mime=ref.mime, key="download_jpeg", on_click="ignore", icon=":material/download:", width="stretch")
+    if extra is not None:
+        st.download_button(
+            f"{extra.label} file ({cmp.format_bytes(extra.num_bytes)})", extra.data,
+            file_name=f"{stem}.q{extra.quality_text}.{extra.extension}", mime=extra.mime,
+            key="download_extra", on_click="ignore", icon=":material/download:", width="stretch")
+
+
+def heatmaps(comp: cmp.Comparison, views: dict) -> None:
+    st.subheader("Where the errors are")
+    st.caption(f"Absolute error per pixel (mean over RGB), one colour scale for every codec: black is exact, "
+               f"yellow is {views['vmax']:g} levels of 255 or more. JPEG's 8×8 blocks show up as a grid.")
+    cols = st.columns(len(comp.results))
+    for col, r, heat in zip(cols, comp.results, views["heatmaps"]):
+        col.image(heat, caption=f"{r.label} · {_fmt_db(r.metrics['psnr'])} PSNR", width="stretch")
+    legend, _ = st.columns([1, 2])
+    legend.image(views["legend"], caption=f"0  →  {views['vmax']:g}+ levels", width="stretch")
+
+
+def main() -> None:
+    st.title("Learned codec vs JPEG")
+    st.caption("Same picture, same number of bytes: judge the pixels. Drag the divider, zoom in to the real "
+               "pixels, and read the numbers below.")
+    model = shared.selected_model()
+
+    src_col, ctl_col = st.columns([5, 6], gap="large")
+    with src_col:
+        picked = pick_image()
+        if picked is None:
+            return
+        pixels, name, notes = picked
+        st.markdown(describe(pixels, name))
+        if notes:
+            st.info("Converted while loading: " + "; ".join(notes) + ".", icon=":material/info:")
+        coded = pixels
+        h, w = pixels.shape[:2]
+        if h * w > LARGE_PIXELS:
+            small = cmp.shrink_to_pixels(pixels, LARGE_PIXELS)
+            full = st.checkbox(
+                f"Code the full {w}×{h} image", key="full_size", value=False,
+                help=f"Large photos are coded from a {small.shape[1]}×{small.shape[0]} copy by default, so the "
+                     "result arrives in about a second. Tick to code every pixel: slower, several seconds per codec.")
+            if not full:
+                coded = small
+                st.caption(f"Coding a {small.shape[1]}×{small.shape[0]} copy ({small.shape[0] * small.shape[1] / 1e6:.1f} MP); "
+                           "all numbers below are for that copy.")
+    with ctl_col:
+        with st.container(border=True):
+            if model is None:
+                st.warning("No learned weights are installed yet, so this page shows JPEG on its own. "
+                           "The learned codec appears as soon as trained weights are saved.",
+                           icon=":material/hourglass_empty:")
+            settings = controls(model)
+
+    image_key = cmp.fingerprint(coded)
+    stamp = shared.weights_stamp(model) if model else ""
+    run_key = "|".join(map(str, (image_key, model, stamp, settings["quality"], settings["mode"],
+                                 settings["jpeg_quality"], settings["extra"])))
+    height = slider_height(coded.shape)
+    try:
+        with st.spinner("Encoding, decoding and measuring..."):
+            comp = run_comparison(image_key, coded, model, stamp, settings["quality"], settings["mode"],
+                                  settings["jpeg_quality"], settings["extra"])
+            views = build_views(run_key, comp, height)
+    except MemoryError:
+        st.error("This image is too large to code on this machine; use the downscaled copy or a smaller image.",
+                 icon=":material/memory:")
+        return
+    except Exception as e:  # noqa: BLE001  (on stage: a message, never a traceback)
+        st.error(f"Could not code this image: {e}", icon=":material/error:")
+        return
+
+    learned = comp.learned
+    if learned is not None:
+        st.session_state[shared.OPERATING_POINT_KEY] = {
+            "codec": learned.codec, "label": learned.label, "quality": learned.quality,
+            "bytes": learned.num_bytes, "bpp": learned.metrics["bpp"], "psnr": learned.metrics["psnr"],
+            "ms_ssim": learned.metrics["ms_ssim"], "image": name, "size": f"{coded.shape[1]}x{coded.shape[0]}"}
+
+    st.divider()
+    headline(comp)
+    st.iframe(views["slider"], height=height)
+    ph, pw = views["preview_shape"]
+    if (ph, pw) != coded.shape[:2]:
+        st.caption(f"The slider shows the images scaled to {pw}×{ph}; the numbers and downloads are for the "
+                   f"coded {coded.shape[1]}×{coded.shape[0]} pixels.")
+
+    table_col, side_col = st.columns([3, 1], gap="large")
+    with table_col:
+        st.subheader("Measured")
+        st.table(metrics_table(comp.results))
+        st.caption("Highlighted: the better value in each row. Blockiness measures the 8×8 grid: 1 means none, "
+                   "higher is more visible. Times are one run on this server.")
+    with side_col:
+        st.subheader("Download")
+        downloads(comp, views, Path(name).stem.lower().replace(" ", "_") or "image")
+    heatmaps(comp, views)
+
+
+main()
