@@ -12,6 +12,7 @@ Layout, version 1 (all integers little-endian):
     ..      4     height (u32)
     ..      4     width (u32)
     ..      2     quality * 1000 (u16); the codec rounds quality to this grid
+    ..      2     synthesis tile size in pixels (u16): the decoder tiles exactly as recorded
     ..      1     k: number of sections
     ..      4k    section lengths (u32 each)
     ..      ...   sections (entropy-coded payloads, in order)
@@ -46,13 +47,14 @@ class Header:
     height: int
     width: int
     quality: float
+    tile: int = 1024
     grayscale: bool = False
     version: int = VERSION
 
     def to_dict(self) -> dict:
         return {"format": "aec", "version": self.version, "model": self.model,
                 "weights_sha256_prefix": self.weights_hash.hex(), "height": self.height, "width": self.width,
-                "quality": self.quality, "grayscale": self.grayscale}
+                "quality": self.quality, "tile": self.tile, "grayscale": self.grayscale}
 
 
 def quantize_quality(quality: float) -> float:
@@ -69,7 +71,8 @@ def pack(header: Header, sections: list[bytes]) -> bytes:
     body = b"".join([
         MAGIC, struct.pack("<BBB", VERSION, int(header.grayscale), len(name)), name,
         header.weights_hash[:8].ljust(8, b"\0"),
-        struct.pack("<IIHB", header.height, header.width, round(header.quality * 1000), len(sections)),
+        struct.pack("<IIHHB", header.height, header.width, round(header.quality * 1000), header.tile,
+                    len(sections)),
         struct.pack(f"<{len(sections)}I", *map(len, sections)), *sections,
     ])
     return body + struct.pack("<I", zlib.crc32(body))
@@ -103,7 +106,7 @@ def unpack(data: bytes, max_pixels: int | None = None) -> tuple[Header, list[byt
     if not _NAME.match(name):
         raise BitstreamError("invalid model name in header")
     weights_hash = r.take(8, "header")
-    height, width, quality, count = struct.unpack("<IIHB", r.take(11, "header"))
+    height, width, quality, tile, count = struct.unpack("<IIHHB", r.take(13, "header"))
     if count > MAX_SECTIONS:
         raise BitstreamError(f"header claims {count} sections (corrupt stream)")
     lengths = struct.unpack(f"<{count}I", r.take(4 * count, "header"))
@@ -116,9 +119,11 @@ def unpack(data: bytes, max_pixels: int | None = None) -> tuple[Header, list[byt
         raise BitstreamError("section lengths do not match the stream size (corrupt stream)")
     if height < 1 or width < 1:
         raise BitstreamError(f"invalid image size {width}x{height}")
+    if tile < 64 or tile % 64:
+        raise BitstreamError(f"invalid tile size {tile}")
     if max_pixels is not None and height * width > max_pixels:
         raise BitstreamError(f"image size {width}x{height} is above the {max_pixels / 1e6:.1f} megapixel limit")
     sections = [r.take(n, "payload") for n in lengths]
     header = Header(model=name.decode("ascii"), weights_hash=weights_hash, height=height, width=width,
-                    quality=quality / 1000, grayscale=bool(flags & 1), version=version)
+                    quality=quality / 1000, tile=tile, grayscale=bool(flags & 1), version=version)
     return header, sections

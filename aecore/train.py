@@ -42,6 +42,7 @@ class TrainConfig:
     warmup: int = 200
     decay_start: float = 0.75                 # fraction of steps after which lr falls linearly to lr/10
     val_fraction: float = 0.03                # images held out for validation (fixed crops)
+    val_data: str | None = None               # folder of validation images; when set, all of data trains
     val_every: int = 500
     log_every: int = 25
     checkpoint_minutes: float = 5.0
@@ -49,6 +50,8 @@ class TrainConfig:
     weights_dir: str = str(weights_mod.SHIPPED_DIR)
     threads: int = 0                          # torch threads (0 = library default)
     seed: int = 0
+    quality_min: int = 1                      # range of quality levels drawn per crop
+    quality_max: int = 0                      # 0 = the model's top level
     channels: int = 128
     latent_channels: int = 192
 
@@ -159,8 +162,11 @@ def train(cfg: TrainConfig, progress=None) -> dict:
     log_path = run_dir / "log.jsonl"
 
     images = load_image_folder(cfg.data)
-    n_val = max(1, int(round(len(images) * cfg.val_fraction))) if len(images) > 1 else 0
-    val_images, train_images = images[:n_val], images[n_val:] or images
+    if cfg.val_data:
+        val_images, train_images = load_image_folder(cfg.val_data), images
+    else:
+        n_val = max(1, int(round(len(images) * cfg.val_fraction))) if len(images) > 1 else 0
+        val_images, train_images = images[:n_val], images[n_val:] or images
     val_crops = center_crops(val_images, 256) if val_images else None
 
     torch.manual_seed(cfg.seed)  # same initial weights on every rank and every fresh run
@@ -191,6 +197,7 @@ def train(cfg: TrainConfig, progress=None) -> dict:
 
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     data = Crops(train_images, cfg.crop, rng)
+    q_min, q_max = max(1, cfg.quality_min), min(model.levels, cfg.quality_max or model.levels)
 
     def checkpoint():
         if rank == 0:
@@ -209,7 +216,7 @@ def train(cfg: TrainConfig, progress=None) -> dict:
             for g in optimizer.param_groups:
                 g["lr"] = lr_at(cfg, step)
             x = data.batch(cfg.batch_size)
-            quality = torch.from_numpy(rng.integers(1, model.levels + 1, cfg.batch_size)).float()
+            quality = torch.from_numpy(rng.integers(q_min, q_max + 1, cfg.batch_size)).float()
             m = rd_loss(model, net(x, quality), x, quality)
             optimizer.zero_grad(set_to_none=True)
             m["loss"].backward()
@@ -248,5 +255,5 @@ def train(cfg: TrainConfig, progress=None) -> dict:
     card = {"training": {"data": Path(cfg.data).name, "steps": step, "crop": cfg.crop,
                          "batch_size": cfg.batch_size * world, "lr": cfg.lr, "hours": round(elapsed / 3600, 2),
                          "init": cfg.init or (init_card or {}).get("name"), "validation": last_val},
-            "quality_range": [1, model.levels]}
+            "quality_range": [1, model.levels], "trained_quality_range": [q_min, q_max]}
     return weights_mod.save(model.to(memory_format=torch.contiguous_format), cfg.out, Path(cfg.weights_dir), card)

@@ -141,10 +141,12 @@ def headline(comp: cmp.Comparison) -> None:
         return
     a, b, c, d = st.columns(4)
     size_change = (learned.num_bytes - ref.num_bytes) / ref.num_bytes * 100
+    same = abs(size_change) < 2  # a matched JPEG is a few bytes under the budget: "the same size"
     a.metric(f"{learned.label} file", cmp.format_bytes(learned.num_bytes),
-             delta=f"JPEG {cmp.format_bytes(ref.num_bytes)} ({size_change:+.1f}%)",
-             delta_color="off" if abs(size_change) < 2 else "inverse", delta_arrow="off" if abs(size_change) < 2 else "auto",
-             help=f"{learned.metrics['bpp']:.3f} bits per pixel, every byte of the file counted.")
+             delta=f"JPEG {cmp.format_bytes(ref.num_bytes)}" if same else f"{size_change:+.0f}% vs JPEG",
+             delta_color="off" if same else "inverse", delta_arrow="off" if same else "auto",
+             help=f"{learned.metrics['bpp']:.3f} bits per pixel, every byte of the file counted. "
+                  f"JPEG: {cmp.format_bytes(ref.num_bytes)}.")
     gain = learned.metrics["psnr"] - ref.metrics["psnr"]
     b.metric("PSNR", _fmt_db(learned.metrics["psnr"]),
              delta=None if not math.isfinite(gain) else f"{gain:+.2f} dB vs JPEG",
@@ -212,19 +214,20 @@ def downloads(comp: cmp.Comparison, views: dict, stem: str) -> None:
     extra = next((r for r in comp.results if r.kind == "classical" and r.codec != cmp.REFERENCE), None)
     if learned is not None:
         st.download_button(
-            f"Learned stream (.aec, {cmp.format_bytes(learned.num_bytes)})", learned.data,
+            f".aec stream · {cmp.format_bytes(learned.num_bytes)}", learned.data,
             file_name=f"{stem}.aec", mime=learned.mime, key="download_aec", on_click="ignore",
             icon=":material/download:", width="stretch",
-            help="Decode it with: python -m aecore decompress")
+            help="The learned codec's file; `python -m aecore decompress` turns it back into a PNG.")
         st.download_button(
-            "Learned codec's decoded PNG", views["png"], file_name=f"{stem}.{learned.codec}.png", mime="image/png",
-            key="download_png", on_click="ignore", icon=":material/image:", width="stretch")
+            "Decoded PNG", views["png"], file_name=f"{stem}.{learned.codec}.png", mime="image/png",
+            key="download_png", on_click="ignore", icon=":material/image:", width="stretch",
+            help="What the learned codec's file decodes to, losslessly saved.")
     st.download_button(
-        f"JPEG file ({cmp.format_bytes(ref.num_bytes)})", ref.data, file_name=f"{stem}.q{ref.quality_text}.jpg",
+        f"JPEG · {cmp.format_bytes(ref.num_bytes)}", ref.data, file_name=f"{stem}.q{ref.quality_text}.jpg",
         mime=ref.mime, key="download_jpeg", on_click="ignore", icon=":material/download:", width="stretch")
     if extra is not None:
         st.download_button(
-            f"{extra.label} file ({cmp.format_bytes(extra.num_bytes)})", extra.data,
+            f"{extra.label} · {cmp.format_bytes(extra.num_bytes)}", extra.data,
             file_name=f"{stem}.q{extra.quality_text}.{extra.extension}", mime=extra.mime,
             key="download_extra", on_click="ignore", icon=":material/download:", width="stretch")
 
@@ -308,7 +311,7 @@ def main() -> None:
         st.caption(f"The slider shows the images scaled to {pw}×{ph}; the numbers and downloads are for the "
                    f"coded {coded.shape[1]}×{coded.shape[0]} pixels.")
 
-    table_col, side_col = st.columns([3, 1], gap="large")
+    table_col, side_col = st.columns([5, 2], gap="large")
     with table_col:
         st.subheader("Measured")
         st.table(metrics_table(comp.results))

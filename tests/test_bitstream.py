@@ -66,4 +66,4 @@ def test_size_limit_checked_before_decoding():
 def test_magic_and_layout():
     data = pack(HEADER, SECTIONS)
     assert data[:4] == MAGIC and data[4] == VERSION
-    assert len(data) == 4 + 3 + len("tiny-hyper") + 8 + 11 + 4 * len(SECTIONS) + sum(map(len, SECTIONS)) + 4
+    assert len(data) == 4 + 3 + len("tiny-hyper") + 8 + 13 + 4 * len(SECTIONS) + sum(map(len, SECTIONS)) + 4

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from .. import bitstream, io, weights
+from ..models.base import TILE
 from .base import Codec, CodecError, check_image
 
 
@@ -42,7 +43,8 @@ class LearnedCodec(Codec):
         x = torch.from_numpy(io.to_rgb(image)).permute(2, 0, 1)[None].float().div(255)
         sections = self.model.compress(x, q)
         header = bitstream.Header(model=self.name, weights_hash=self.hash, height=image.shape[0],
-                                  width=image.shape[1], quality=q, grayscale=image.ndim == 2)
+                                  width=image.shape[1], quality=q, tile=TILE,
+                                  grayscale=image.ndim == 2)
         return bitstream.pack(header, sections)
 
     def decode(self, data: bytes) -> np.ndarray:
@@ -51,7 +53,7 @@ class LearnedCodec(Codec):
             raise CodecError(f"stream was made by weights {header.model!r} ({header.weights_hash.hex()}), "
                              f"not by {self.name!r} ({self.hash.hex()}): decode it with those weights")
         try:
-            x_hat = self.model.decompress(sections, header.height, header.width, header.quality)
+            x_hat = self.model.decompress(sections, header.height, header.width, header.quality, header.tile)
         except (ValueError, KeyError) as e:
             raise bitstream.BitstreamError(f"corrupt payload ({e})") from None
         rgb = x_hat[0].clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).numpy()

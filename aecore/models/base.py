@@ -35,6 +35,13 @@ class ModelConfig:
         return cls(**known)
 
 
+# Transforms run on tiles of at most TILE x TILE pixels, so any photo fits in bounded memory;
+# MARGIN pixels of context around each tile exceed the transforms' receptive-field radius
+# (about 30 px for the analysis), so tiles join without seams.
+TILE = 1024
+MARGIN = 64
+LATENT_FACTOR = 16  # y is 1/16 of the image size in both architectures
+
 MODELS: dict[str, type] = {}
 
 
@@ -50,6 +57,28 @@ def build_model(config: ModelConfig) -> "CompressionModel":
     if config.arch not in MODELS:
         raise ValueError(f"unknown architecture {config.arch!r}; known: {', '.join(sorted(MODELS))}")
     return MODELS[config.arch](config)
+
+
+def tiled(fn, x: torch.Tensor, factor: float, tile: int, margin: int) -> torch.Tensor:
+    """fn (output size = input size * factor) applied tile by tile with context, then stitched.
+
+    Tile corners and margins must be multiples of 1/factor when factor < 1.
+    """
+    h, w = x.shape[-2:]
+    if h <= tile and w <= tile:
+        return fn(x)
+    scale = lambda v: int(round(v * factor))  # noqa: E731
+    out = None
+    for y0 in range(0, h, tile):
+        for x0 in range(0, w, tile):
+            y1, x1 = min(y0 + tile, h), min(x0 + tile, w)
+            cy0, cx0 = max(0, y0 - margin), max(0, x0 - margin)
+            part = fn(x[..., cy0:min(h, y1 + margin), cx0:min(w, x1 + margin)])
+            if out is None:
+                out = part.new_empty((*part.shape[:2], scale(h), scale(w)))
+            out[..., scale(y0):scale(y1), scale(x0):scale(x1)] = \
+                part[..., scale(y0 - cy0):scale(y1 - cy0), scale(x0 - cx0):scale(x1 - cx0)]
+    return out
 
 
 def ste_round(x: torch.Tensor) -> torch.Tensor:
@@ -97,6 +126,14 @@ class CompressionModel(nn.Module):
         ph = (-h) % self.stride
         pw = (-w) % self.stride
         return F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
+
+    def analysis(self, x: torch.Tensor) -> torch.Tensor:
+        """g_a over a padded image, tiled for large inputs."""
+        return tiled(self.g_a, x, 1 / LATENT_FACTOR, TILE, MARGIN)
+
+    def synthesis(self, y_hat: torch.Tensor, tile: int | None = None) -> torch.Tensor:
+        """g_s over a latent, in tiles of `tile` output pixels (default TILE)."""
+        return tiled(self.g_s, y_hat, LATENT_FACTOR, (tile or TILE) // LATENT_FACTOR, MARGIN // LATENT_FACTOR)
 
     def latent_shape(self, height: int, width: int, factor: int) -> tuple[int, int]:
         return math.ceil(height / factor), math.ceil(width / factor)

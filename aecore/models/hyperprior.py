@@ -70,7 +70,7 @@ class Hyperprior(CompressionModel):
     def analyse(self, x: torch.Tensor, quality: float) -> dict:
         """Encoder-side latents of one padded image (1, 3, H, W): integers and parameters."""
         q = self.quality_tensor(quality, 1)
-        y = self.g_a(x) * self.gain.gain(q)
+        y = self.analysis(x) * self.gain.gain(q)
         z = self.h_a(y) * self.hyper_gain.gain(q)
         z_symbols = torch.round(z).clamp(-self.config.z_radius, self.config.z_radius)
         mean, scale = self.entropy_parameters(z_symbols * self.hyper_gain.inverse_gain(q))
@@ -86,7 +86,8 @@ class Hyperprior(CompressionModel):
         return [z_writer.getvalue(), y_writer.getvalue()]
 
     @deterministic
-    def decompress(self, sections: list[bytes], height: int, width: int, quality: float) -> torch.Tensor:
+    def decompress(self, sections: list[bytes], height: int, width: int, quality: float,
+                   tile: int | None = None) -> torch.Tensor:
         if len(sections) != 2:
             raise ValueError(f"hyperprior stream needs 2 sections, got {len(sections)}")
         q = self.quality_tensor(quality, 1)
@@ -100,4 +101,4 @@ class Hyperprior(CompressionModel):
         y = read_gaussian(y_reader, scale_indexes(scale[0].numpy()))
         y_reader.finish()
         y_hat = (torch.from_numpy(y).float()[None] + mean) * self.gain.inverse_gain(q)
-        return self.g_s(y_hat)[..., :height, :width]
+        return self.synthesis(y_hat, tile)[..., :height, :width]

@@ -66,7 +66,7 @@ class SeedAutoencoder(CompressionModel):
     def analyse(self, x: torch.Tensor, quality: float) -> dict:
         """Encoder-side latents of one padded image (1, 3, H, W)."""
         q = self.quality_tensor(quality, 1)
-        y = self.g_a(x) * self.gain.gain(q)
+        y = self.analysis(x) * self.gain.gain(q)
         return {"y": y, "y_symbols": torch.round(y).clamp(-self.config.y_radius, self.config.y_radius)}
 
     @deterministic
@@ -77,7 +77,8 @@ class SeedAutoencoder(CompressionModel):
         return [writer.getvalue()]
 
     @deterministic
-    def decompress(self, sections: list[bytes], height: int, width: int, quality: float) -> torch.Tensor:
+    def decompress(self, sections: list[bytes], height: int, width: int, quality: float,
+                   tile: int | None = None) -> torch.Tensor:
         if len(sections) != 1:
             raise ValueError(f"seed stream needs 1 section, got {len(sections)}")
         q = self.quality_tensor(quality, 1)
@@ -86,4 +87,4 @@ class SeedAutoencoder(CompressionModel):
         y = read_factorized(reader, (self.config.latent_channels, yh, yw), self._y_models(), self.config.y_radius)
         reader.finish()
         y_hat = torch.from_numpy(y).float()[None] * self.gain.inverse_gain(q)
-        return self.g_s(y_hat)[..., :height, :width]
+        return self.synthesis(y_hat, tile)[..., :height, :width]

@@ -1,0 +1,159 @@
+"""The comparison logic (aecore.compare) and the slider page (aecore.viewer), on tiny weights."""
+import base64
+import io
+import math
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from aecore import compare as cmp
+from aecore.codecs import get_codec
+from aecore.viewer import slider_html
+
+
+def test_same_size_gives_the_largest_jpeg_within_the_learned_stream(user_weights, photo):
+    result = cmp.compare(photo, "tiny-hyper", 8.0, mode=cmp.SAME_SIZE)
+    learned, jpeg = result.learned, result.reference
+    assert [r.codec for r in result.results] == ["tiny-hyper", "jpeg"]
+    assert result.budget == learned.num_bytes == len(learned.data)
+    if jpeg.over_budget:
+        pytest.skip("tiny weights made a stream smaller than JPEG quality 1; covered below")
+    assert jpeg.num_bytes <= learned.num_bytes
+    assert jpeg.quality == 100 or len(get_codec("jpeg").encode(photo, jpeg.quality + 1)) > learned.num_bytes
+
+
+def test_same_size_against_a_fixed_budget_is_tight():
+    image = np.asarray(Image.fromarray(_gradient(96, 128)).resize((128, 96)))
+    jpeg = get_codec("jpeg")
+    budget = len(jpeg.encode(image, 50)) + 10
+    result = cmp.matched(jpeg, image, budget)
+    assert not result.over_budget and result.num_bytes <= budget
+    assert result.quality == 100 or len(jpeg.encode(image, result.quality + 1)) > budget
+    assert result.metrics["bytes"] == result.num_bytes
+    assert result.decoded.shape == image.shape
+
+
+def test_budget_below_jpeg_quality_1_is_reported(photo):
+    jpeg = get_codec("jpeg")
+    smallest = len(jpeg.encode(photo, 1))
+    result = cmp.matched(jpeg, photo, smallest - 1)
+    assert result.over_budget and result.quality == 1 and result.num_bytes == smallest
+    assert "quality 1" in result.note and cmp.format_bytes(smallest) in result.note
+
+
+def test_over_budget_reaches_the_comparison_notes_and_verdict(user_weights, photo):
+    result = cmp.compare(photo, "tiny-hyper", 1.0)
+    if not result.reference.over_budget:
+        pytest.skip("the tiny stream is larger than JPEG quality 1 here")
+    assert result.notes and "quality 1" in result.notes[0]
+    assert "even at quality 1" in cmp.verdict(result)
+
+
+def test_jpeg_quality_mode_and_extra_codec(user_weights, photo):
+    result = cmp.compare(photo, "tiny-seed", 4.0, mode=cmp.JPEG_QUALITY, jpeg_quality=80, extra="webp")
+    learned, jpeg, webp = result.results
+    assert jpeg.codec == "jpeg" and jpeg.quality == 80 and not jpeg.over_budget
+    assert jpeg.data == get_codec("jpeg").encode(photo, 80)
+    assert webp.codec == "webp" and (webp.over_budget or webp.num_bytes <= learned.num_bytes)
+    for r in result.results:
+        assert r.decoded.shape == photo.shape and r.decoded.dtype == np.uint8
+        assert r.encode_ms >= 0 and r.decode_ms >= 0
+        assert set(cmp.BETTER) <= set(r.metrics)
+    assert np.array_equal(get_codec("tiny-seed").decode(learned.data), learned.decoded)
+
+
+def test_without_learned_weights_jpeg_stands_alone(photo):
+    result = cmp.compare(photo, None, mode=cmp.SAME_SIZE, jpeg_quality=60, extra="webp")
+    assert [r.codec for r in result.results] == ["jpeg", "webp"]
+    assert result.mode == cmp.JPEG_QUALITY and result.budget == result.results[0].num_bytes
+    assert "quality 60" in cmp.verdict(result)
+
+
+def test_unknown_mode_is_refused(photo):
+    with pytest.raises(ValueError, match="unknown mode"):
+        cmp.compare(photo, None, mode="smallest")
+
+
+def test_winner_follows_each_metrics_direction():
+    a = _result("a", psnr=30.0, bpp=0.5, blockiness=1.02, encode_ms=5.0)
+    b = _result("b", psnr=28.0, bpp=0.4, blockiness=1.9, encode_ms=5.0)
+    assert cmp.winner([a, b], "psnr") == "a"
+    assert cmp.winner([a, b], "bpp") == "b"
+    assert cmp.winner([a, b], "blockiness") == "a"
+    assert cmp.winner([a, b], "encode_ms") is None  # a tie has no winner
+    c = _result("c", psnr=math.nan, bpp=0.6, blockiness=0.8, encode_ms=1.0)
+    assert cmp.winner([a, c], "psnr") == "a"  # NaN never wins
+    assert cmp.winner([c], "missing") is None
+
+
+def test_verdict_states_the_numbers():
+    learned = _result("hyper", kind="learned", psnr=31.2, ms_ssim=0.962, size=14_200)
+    jpeg = _result("jpeg", psnr=28.1, ms_ssim=0.931, size=14_150)
+    text = cmp.verdict([learned, jpeg])
+    assert text == "At 14.2 KB, the autoencoder is +3.1 dB PSNR over JPEG (MS-SSIM 0.962 vs 0.931)."
+    behind = cmp.verdict([_result("hyper", kind="learned", psnr=27.0, ms_ssim=0.9, size=9_000),
+                          _result("jpeg", psnr=28.5, ms_ssim=0.93, size=20_000)])
+    assert "1.5 dB PSNR behind JPEG" in behind and "55% smaller" in behind and "20.0 KB" in behind
+
+
+def test_error_map_shape_dtype_and_shared_scale(photo):
+    noisy = np.clip(photo.astype(int) + 20, 0, 255).astype(np.uint8)
+    worse = np.clip(photo.astype(int) + 40, 0, 255).astype(np.uint8)
+    vmax = cmp.error_scale(photo, [noisy, worse])
+    assert vmax == 40
+    heat_a, heat_b = cmp.error_map(photo, noisy, vmax), cmp.error_map(photo, worse, vmax)
+    assert heat_a.shape == photo.shape and heat_a.dtype == np.uint8
+    # Same scale: the larger error is brighter, and exact pixels get the colour of zero.
+    assert heat_b.astype(int).sum() > heat_a.astype(int).sum()
+    zero = cmp.error_map(photo, photo, vmax)
+    assert np.all(zero == zero[0, 0]) and np.array_equal(zero[0, 0], cmp.error_legend(8, 1)[0, 0])
+    unclipped = photo.max(axis=2) <= 215  # there the error is exactly 40 levels: the top colour
+    assert unclipped.any() and np.all(heat_b[unclipped] == cmp.error_legend(256, 1)[0, -1])
+    gray = cmp.error_map(photo[..., 0], noisy[..., 0], 10)
+    assert gray.shape == photo.shape[:2] + (3,)
+    with pytest.raises(ValueError):
+        cmp.error_map(photo, photo[:10], vmax)
+
+
+def test_preview_and_shrink_keep_small_images_and_bound_large_ones(photo):
+    assert cmp.preview(photo, 1600) is photo
+    small = cmp.preview(photo, 64)
+    assert max(small.shape[:2]) == 64 and small.dtype == np.uint8 and small.shape[2] == 3
+    assert cmp.shrink_to_pixels(photo, 10**6) is photo
+    shrunk = cmp.shrink_to_pixels(photo, 3000)
+    assert shrunk.shape[0] * shrunk.shape[1] <= 3000
+    assert cmp.fingerprint(photo) == cmp.fingerprint(photo.copy()) != cmp.fingerprint(small)
+
+
+def test_slider_html_is_self_contained_and_lossless(photo):
+    rng = np.random.default_rng(1)
+    other = rng.integers(0, 256, size=photo.shape, dtype=np.uint8)  # noise: any resampling would show
+    page = slider_html({"Original": photo, "JPEG <q 5>": other}, left="Original", right="JPEG <q 5>", height=500)
+    assert "http://" not in page and "https://" not in page
+    assert 'id="aec-slider"' in page and 'class="aec-divider"' in page
+    assert "JPEG &lt;q 5&gt;" in page  # labels are escaped
+    uris = re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", page)
+    assert len(uris) == 2
+    decoded = [np.asarray(Image.open(io.BytesIO(base64.b64decode(u)))) for u in uris]
+    assert np.array_equal(decoded[0], photo) and np.array_equal(decoded[1], other)
+
+
+def test_slider_html_refuses_bad_input(photo):
+    with pytest.raises(ValueError, match="not among"):
+        slider_html({"a": photo}, left="a", right="b")
+    with pytest.raises(ValueError, match="one size"):
+        slider_html({"a": photo, "b": photo[:10]}, left="a", right="b")
+
+
+def _gradient(h: int, w: int) -> np.ndarray:
+    y, x = np.mgrid[0:h, 0:w]
+    return np.dstack([x * 255 // max(w - 1, 1), y * 255 // max(h - 1, 1), (x + y) % 256]).astype(np.uint8)
+
+
+def _result(codec: str, kind: str = "classical", size: int = 1000, **metrics) -> cmp.CodecResult:
+    full = {"bytes": size, "ms_ssim": 0.9, **metrics}
+    return cmp.CodecResult(codec=codec, label="JPEG" if codec == "jpeg" else codec, kind=kind, quality=50,
+                           data=bytes(size), decoded=np.zeros((1, 1, 3), np.uint8), metrics=full,
+                           encode_ms=metrics.get("encode_ms", 1.0), decode_ms=1.0)
