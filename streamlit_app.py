@@ -12,8 +12,21 @@ import streamlit as st
 from aecore import weights
 from pages import shared
 
-st.set_page_config(page_title="aecore: learned image compression", page_icon=":material/compare:",
-                   layout="wide")
+
+
+def _icon():
+    """The tab icon, drawn here: a Material icon name would make the browser fetch it from the web."""
+    import numpy as np
+    from PIL import Image
+
+    icon = np.zeros((32, 32, 3), np.uint8)
+    icon[:, :16] = (255, 75, 75)   # one side of a before/after split ...
+    icon[:, 16:] = (49, 51, 63)    # ... and the other
+    icon[:, 15:17] = 255           # the divider
+    return Image.fromarray(icon)  # set_page_config takes images, not arrays
+
+
+st.set_page_config(page_title="aecore: learned image compression", page_icon=_icon(), layout="wide")
 
 PAGES = [
     st.Page("pages/compare.py", title="Compare", icon=":material/compare:", default=True),

@@ -1,4 +1,4 @@
-"""Command line: python -m aecore {codecs,compress,decompress,info,rd,train} ...
+"""Command line: python -m aecore {codecs,compress,decompress,info,rd,train,finetune} ...
 
 Bad input exits with code 2 and one line on stderr naming the file and the problem;
 internal errors exit with 1.
@@ -148,6 +148,53 @@ def cmd_rd(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from .train import default_run_dir, export_checkpoint
+    from .weights import SHIPPED_DIR
+    card = export_checkpoint(args.run_dir or default_run_dir(args.run), args.out or args.run,
+                             args.weights_dir or SHIPPED_DIR)
+    _emit({"name": card["name"], "steps": card["training"]["steps"], "sha256": card["sha256"]})
+    return 0
+
+
+def cmd_finetune(args) -> int:
+    from . import jobs
+    from .io import load_image_folder_named
+
+    images = load_image_folder_named(args.images)
+    try:
+        job = jobs.create_job(jobs.JobConfig(
+            base=args.base, out=args.out, steps=args.steps, lr=args.lr, crop=args.crop,
+            batch_size=args.batch_size, holdout=args.holdout, seed=args.seed,
+            description=args.description or Path(args.images).resolve().name, overwrite=args.overwrite), images)
+    except jobs.JobError as e:
+        raise InputError(str(e)) from None
+    print(f"job {job.id}: {len(job.train_images)} training, {len(job.holdout_images)} hold-out images, "
+          f"about {jobs.estimate_seconds(job.config, len(images)) / 60:.1f} min", file=sys.stderr)
+    t0 = time.time()
+
+    def progress(phase, done, total, info):
+        bar = "#" * int(30 * done / max(1, total))
+        if phase == "training":
+            detail = f"loss {info['loss']:.3f} bpp {info['bpp']:.3f} psnr {info['psnr']:.2f} {info['it_per_s']:.2f} it/s"
+        else:
+            detail = info["label"][:40]
+        print(f"\r{phase:<10} [{bar:<30}] {done}/{total} {detail:<48} {time.time() - t0:5.0f}s",
+              end="\n" if done == total else "", file=sys.stderr, flush=True)
+
+    job = jobs.run(job, progress=progress)
+    if job.state != "finished":
+        print(f"\naecore: job {job.id} {job.state}" + (f": {job.error}" if job.error else "")
+              + f"; resume with: python -m aecore.jobs run {job.dir}", file=sys.stderr)
+        return 130 if job.state == "cancelled" else 1
+    r = job.result()
+    pick = lambda rows: [{k: round(row[k], 4) for k in ("quality", "bpp", "psnr")} for row in rows]  # noqa: E731
+    _emit({"weights": r["weights"], "base": r["base"], "job": job.id, "steps": r["steps"],
+           "bd_rate": r["bd_rate"], "holdout": {"images": r["holdout_images"], "base": pick(r["base_rd"]),
+                                                "new": pick(r["new_rd"])}})
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m aecore", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -177,6 +224,28 @@ def main(argv=None) -> int:
     p = sub.add_parser("train", help="train or fine-tune a model (resumes from its checkpoint)")
     _add_dataclass_args(p, TrainConfig)
     p.set_defaults(func=cmd_train)
+
+    from .weights import DEFAULT_MODEL
+    p = sub.add_parser("finetune", help="fine-tune weights on a folder of images, then compare on held-out ones")
+    p.add_argument("--base", default=DEFAULT_MODEL, help="weights to start from (default: %(default)s)")
+    p.add_argument("--images", required=True, help="folder of images (some are held out for the comparison)")
+    p.add_argument("--out", required=True, help="name of the new weights (saved among the user weights)")
+    p.add_argument("--steps", type=int, default=200)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--holdout", type=int, help="held-out images (default: a fifth, at least 1)")
+    p.add_argument("--crop", type=int, default=128)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--description", help="what the images are, for the model card (default: the folder name)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing user weights of that name")
+    p.set_defaults(func=cmd_finetune)
+
+    p = sub.add_parser("export", help="export a training run's latest checkpoint as named weights")
+    p.add_argument("--run", required=True, help="run name (the --out of the training run)")
+    p.add_argument("--run-dir", help="run folder (default ~/.cache/aecore/runs/RUN)")
+    p.add_argument("--out", help="weights name (default: the run name)")
+    p.add_argument("--weights-dir", help="destination folder (default: the shipped weights folder)")
+    p.set_defaults(func=cmd_export)
 
     args = parser.parse_args(argv)
     from .codecs import CodecError

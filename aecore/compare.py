@@ -35,6 +35,9 @@ SAME_SIZE = "same size"
 JPEG_QUALITY = "jpeg quality"
 MODES = (SAME_SIZE, JPEG_QUALITY)
 REFERENCE = "jpeg"  # the project's reference codec (OpenCV JPEG)
+# Above this many pixels the app codes a downscaled copy (`shrink_to_pixels`) unless asked
+# for full size: a 12 MP photo takes several seconds per learned encode on 2 cores.
+LARGE_PIXELS = 4_000_000
 
 # Rows of the comparison table, in display order: (metrics key, label, which value wins).
 # "near 1" is for blockiness, where 1 means no visible 8x8 grid (a photo's own texture).
@@ -218,29 +221,36 @@ def verdict(results: list[CodecResult] | Comparison) -> str:
     ref = next((r for r in results if r.codec == REFERENCE), None)
     if ref is None:
         return "No JPEG result to compare with."
+    # MS-SSIM is NaN for images under 11 px a side: then its clause is left out.
     if learned is None:
+        ms = "" if math.isnan(ref.metrics["ms_ssim"]) else f", MS-SSIM {ref.metrics['ms_ssim']:.3f}"
         return (f"JPEG at quality {ref.quality_text}: {format_bytes(ref.num_bytes)}, "
-                f"{format_db(ref.metrics['psnr'])} PSNR, MS-SSIM {ref.metrics['ms_ssim']:.3f}.")
-    gain = learned.metrics["psnr"] - ref.metrics["psnr"]
-    ms = f"MS-SSIM {learned.metrics['ms_ssim']:.3f} vs {ref.metrics['ms_ssim']:.3f}"
-    if math.isnan(gain):
-        gap = "PSNR cannot be compared"
-    elif gain >= 0.05 or math.isinf(gain):
-        gap = f"+{format_db(gain)} PSNR over JPEG" if not math.isinf(gain) else "lossless, ahead of JPEG"
+                f"{format_db(ref.metrics['psnr'])} PSNR{ms}.")
+    ours, theirs = learned.metrics["psnr"], ref.metrics["psnr"]
+    gain = ours - theirs
+    pair = (learned.metrics["ms_ssim"], ref.metrics["ms_ssim"])
+    ms = f" (MS-SSIM {pair[0]:.3f} vs {pair[1]:.3f})" if not any(map(math.isnan, pair)) else ""
+    if math.isinf(ours) or math.isinf(theirs):  # an exact decode has infinite PSNR
+        gap = ("lossless, as is JPEG" if ours == theirs else "lossless, ahead of JPEG" if math.isinf(ours)
+               else "behind JPEG, which is lossless here")
+    elif math.isnan(gain):
+        gap = "not comparable on PSNR"
+    elif gain >= 0.05:
+        gap = f"+{format_db(gain)} PSNR over JPEG"
     elif gain <= -0.05:
         gap = f"{format_db(-gain)} PSNR behind JPEG"
     else:
         gap = "level with JPEG on PSNR"
     size = format_bytes(learned.num_bytes)
     if ref.over_budget:
-        return (f"At {size}, the autoencoder is {gap} ({ms}), and JPEG needed "
+        return (f"At {size}, the autoencoder is {gap}{ms}, and JPEG needed "
                 f"{format_bytes(ref.num_bytes)} even at quality {ref.quality_text}.")
     if abs(ref.num_bytes - learned.num_bytes) <= 0.02 * learned.num_bytes:
-        return f"At {size}, the autoencoder is {gap} ({ms})."
+        return f"At {size}, the autoencoder is {gap}{ms}."
     change = (learned.num_bytes - ref.num_bytes) / ref.num_bytes * 100
     smaller = f"{abs(change):.0f}% {'smaller' if change < 0 else 'larger'}"
     return (f"At {size} ({smaller} than JPEG quality {ref.quality_text}'s {format_bytes(ref.num_bytes)}), "
-            f"the autoencoder is {gap} ({ms}).")
+            f"the autoencoder is {gap}{ms}.")
 
 
 def error_map(original: np.ndarray, decoded: np.ndarray, vmax: float) -> np.ndarray:

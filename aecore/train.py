@@ -39,6 +39,8 @@ class TrainConfig:
     batch_size: int = 8
     crop: int = 128                           # small crops buy the most progress per CPU-hour early on
     lr: float = 3e-4
+    rate_lr_scale: float = 10.0               # densities and gains learn this much faster: at 1x they
+                                              # need tens of thousands of steps to leave their init
     warmup: int = 200
     decay_start: float = 0.75                 # fraction of steps after which lr falls linearly to lr/10
     val_fraction: float = 0.03                # images held out for validation (fixed crops)
@@ -151,12 +153,35 @@ def _atomic_save(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def default_run_dir(name: str) -> Path:
+    return Path.home() / ".cache" / "aecore" / "runs" / name
+
+
+def _card(cfg: TrainConfig, step: int, elapsed: float, world: int, levels: int, val, init_name) -> dict:
+    return {"training": {"data": Path(cfg.data).name, "steps": step, "crop": cfg.crop,
+                         "batch_size": cfg.batch_size * world, "lr": cfg.lr, "hours": round(elapsed / 3600, 2),
+                         "init": init_name, "validation": val},
+            "quality_range": [1, levels]}
+
+
+def export_checkpoint(run_dir, name: str, weights_dir) -> dict:
+    """Exports a run's latest checkpoint as named weights (the run may still be going)."""
+    state = torch.load(Path(run_dir) / "checkpoint.pt", weights_only=True)
+    cfg = TrainConfig(**state["config"])
+    config = ModelConfig.from_dict(state["model_config"]) if "model_config" in state else \
+        ModelConfig(arch=cfg.model, channels=cfg.channels, latent_channels=cfg.latent_channels)
+    model = build_model(config)
+    model.load_state_dict(state["model"])
+    card = _card(cfg, state["step"], state["elapsed"], 1, model.levels, state.get("last_val"), cfg.init)
+    return weights_mod.save(model, name, Path(weights_dir), card)
+
+
 def train(cfg: TrainConfig, progress=None) -> dict:
     """Runs (or resumes) training; exports weights and returns the final card."""
     rank, world = _dist_setup()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    run_dir = Path(cfg.run_dir or Path.home() / ".cache" / "aecore" / "runs" / cfg.out)
+    run_dir = Path(cfg.run_dir or default_run_dir(cfg.out))
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = run_dir / "checkpoint.pt"
     log_path = run_dir / "log.jsonl"
@@ -177,7 +202,10 @@ def train(cfg: TrainConfig, progress=None) -> dict:
         model = build_model(ModelConfig(arch=cfg.model, channels=cfg.channels, latent_channels=cfg.latent_channels))
         init_card = None
     model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    fast = {id(p) for p in model.rate_parameters()}
+    optimizer = torch.optim.Adam([
+        {"params": [p for p in model.parameters() if id(p) not in fast], "scale": 1.0},
+        {"params": [p for p in model.parameters() if id(p) in fast], "scale": cfg.rate_lr_scale}], lr=cfg.lr)
     rng = np.random.default_rng(cfg.seed + rank)
     torch.manual_seed(cfg.seed + 1000 * rank)
     step, elapsed, last_val = 0, 0.0, None
@@ -204,7 +232,7 @@ def train(cfg: TrainConfig, progress=None) -> dict:
             _atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
                           "elapsed": elapsed, "torch_rng": torch.get_rng_state(),
                           "numpy_rng": json.dumps(rng.bit_generator.state), "last_val": last_val,
-                          "config": asdict(cfg)}, ckpt_path)
+                          "config": asdict(cfg), "model_config": model.config.to_dict()}, ckpt_path)
 
     stop = {"now": False}
     previous = signal.signal(signal.SIGTERM, lambda *a: stop.update(now=True))
@@ -214,7 +242,7 @@ def train(cfg: TrainConfig, progress=None) -> dict:
     try:
         while step < cfg.steps and not stop["now"]:
             for g in optimizer.param_groups:
-                g["lr"] = lr_at(cfg, step)
+                g["lr"] = lr_at(cfg, step) * g["scale"]
             x = data.batch(cfg.batch_size)
             quality = torch.from_numpy(rng.integers(q_min, q_max + 1, cfg.batch_size)).float()
             m = rd_loss(model, net(x, quality), x, quality)
@@ -252,8 +280,5 @@ def train(cfg: TrainConfig, progress=None) -> dict:
         dist.destroy_process_group()
     if stop["now"] or rank != 0:
         return {}
-    card = {"training": {"data": Path(cfg.data).name, "steps": step, "crop": cfg.crop,
-                         "batch_size": cfg.batch_size * world, "lr": cfg.lr, "hours": round(elapsed / 3600, 2),
-                         "init": cfg.init or (init_card or {}).get("name"), "validation": last_val},
-            "quality_range": [1, model.levels], "trained_quality_range": [q_min, q_max]}
+    card = _card(cfg, step, elapsed, world, model.levels, last_val, cfg.init or (init_card or {}).get("name"))
     return weights_mod.save(model.to(memory_format=torch.contiguous_format), cfg.out, Path(cfg.weights_dir), card)

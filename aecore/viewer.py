@@ -65,7 +65,8 @@ def slider_html(images: dict[str, np.ndarray], left: str, right: str, height: in
 
     def options(selected: str) -> str:
         return "".join(
-            f'<option value="{html.escape(k, quote=True)}"{" selected" if k == selected else ""}>{html.escape(k)}</option>'
+            '<option value="{}"{}>{}</option>'.format(html.escape(k, quote=True), " selected" if k == selected else "",
+                                                      html.escape(k))
             for k in images)
 
     return (_TEMPLATE
@@ -154,9 +155,11 @@ _TEMPLATE = """<!doctype html>
 <div id="aec-slider" class="aec-slider" tabindex="0" data-pos="0.5" data-scale="1"
      aria-label="Before/after comparison: arrow keys move the divider, plus and minus zoom">
   <div class="aec-toolbar">
-    <label class="aec-pick">Left <select id="aec-left" class="aec-select" aria-label="Left image">__LEFT_OPTIONS__</select></label>
+    <label class="aec-pick">Left
+      <select id="aec-left" class="aec-select" aria-label="Left image">__LEFT_OPTIONS__</select></label>
     <button type="button" class="aec-swap" title="Swap sides" aria-label="Swap sides">&#8644;</button>
-    <label class="aec-pick">Right <select id="aec-right" class="aec-select" aria-label="Right image">__RIGHT_OPTIONS__</select></label>
+    <label class="aec-pick">Right
+      <select id="aec-right" class="aec-select" aria-label="Right image">__RIGHT_OPTIONS__</select></label>
     <span class="aec-spacer"></span>
     <span class="aec-size">__SIZE__ px</span>
     <button type="button" class="aec-zoom-out" title="Zoom out (-)" aria-label="Zoom out">&minus;</button>
@@ -168,8 +171,10 @@ _TEMPLATE = """<!doctype html>
   <div class="aec-stage">
     <div class="aec-layer aec-layer-right"><img class="aec-img" id="aec-img-right" alt="" draggable="false"></div>
     <div class="aec-layer aec-layer-left"><img class="aec-img" id="aec-img-left" alt="" draggable="false"></div>
-    <div class="aec-divider" role="slider" aria-label="Divider position" aria-valuemin="0" aria-valuemax="100" aria-valuenow="50">
-      <div class="aec-handle"><svg viewBox="0 0 24 24" fill="currentColor" aria-hidden="true"><path d="M9 6l-6 6 6 6z M15 6l6 6-6 6z"/></svg></div>
+    <div class="aec-divider" role="slider" aria-label="Divider position"
+         aria-valuemin="0" aria-valuemax="100" aria-valuenow="50">
+      <div class="aec-handle"><svg viewBox="0 0 24 24" fill="currentColor" aria-hidden="true">
+        <path d="M9 6l-6 6 6 6z M15 6l6 6-6 6z"/></svg></div>
     </div>
     <div class="aec-label aec-label-left">__LEFT_LABEL__</div>
     <div class="aec-label aec-label-right">__RIGHT_LABEL__</div>
@@ -198,7 +203,9 @@ _TEMPLATE = """<!doctype html>
   let drag = null;            // {mode: "divider"|"pan"|"pinch", ...}
   const pointers = new Map(); // pointerId -> {x, y}, for pinch zoom
 
-  for (const img of [imgLeft, imgRight]) { img.width = W; img.height = H; img.style.width = W + "px"; img.style.height = H + "px"; }
+  for (const img of [imgLeft, imgRight]) {
+    img.width = W; img.height = H; img.style.width = W + "px"; img.style.height = H + "px";
+  }
 
   function size() { const r = stage.getBoundingClientRect(); return [r.width || 1, r.height || 1, r.left, r.top]; }
   function fitScale() {

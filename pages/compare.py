@@ -21,12 +21,10 @@ from aecore.viewer import TOOLBAR_PX, slider_html
 from pages import shared
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "tif", "tiff", "bmp", "gif"]
-# Above this many pixels a downscaled copy is coded unless the user asks for full size:
-# a 12 MP photo takes several seconds per learned encode on 2 cores, 4 MP about a second.
-LARGE_PIXELS = 4_000_000
 SLIDER_MAX_SIDE = 1600    # the slider's PNGs travel to the browser; 1600 px fills a wide screen
 HEATMAP_MAX_SIDE = 1000   # heatmaps are shown a third of the page wide at most
-SLIDER_WIDTH_GUESS = 1100  # the main column's width in a wide layout, for the slider's height
+SLIDER_WIDTH_GUESS = 980  # the slider's stage width in a wide layout on a 1440 px screen
+MIN_STAGE, MAX_STAGE = 340, 680  # the picture area's height range, in CSS pixels
 MODES = {"Same file size": cmp.SAME_SIZE, "JPEG quality": cmp.JPEG_QUALITY}
 NO_EXTRA = "none"
 WIN_STYLE = "background-color: rgba(33, 195, 84, 0.16); font-weight: 700; color: #177233"
@@ -48,7 +46,7 @@ def run_comparison(image_key: str, _image, learned: str | None, stamp: str, qual
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def build_views(run_key: str, _comparison: cmp.Comparison, height: int) -> dict:
-    """What the page shows of a comparison: the slider page, heatmaps and the decoded PNG."""
+    """What the page shows of a comparison: the slider page and the error heatmaps."""
     comp = _comparison
     images = {"Original": cmp.preview(comp.original, SLIDER_MAX_SIDE)}
     for r in comp.results:
@@ -57,19 +55,21 @@ def build_views(run_key: str, _comparison: cmp.Comparison, height: int) -> dict:
     second = comp.results[1].display_name if len(comp.results) > 1 else "Original"
     vmax = cmp.error_scale(comp.original, [r.decoded for r in comp.results])
     heatmaps = [cmp.preview(cmp.error_map(comp.original, r.decoded, vmax), HEATMAP_MAX_SIDE) for r in comp.results]
-    learned = comp.learned
     return {
         "slider": slider_html(images, left=first, right=second, height=height),
         "heatmaps": heatmaps,
         "vmax": vmax,
         "legend": cmp.error_legend(360, 14),
-        "png": to_png_bytes(learned.decoded) if learned else b"",
         "preview_shape": images["Original"].shape[:2],
     }
 
 
-def pick_image() -> tuple[object, str, list[str]] | None:
-    """(pixels, name, conversion notes) from the upload or the sample picker; None after an error."""
+def pick_image() -> tuple[object, str, list[str], str] | None:
+    """(pixels, name, conversion notes, cache key) from the upload or the sample picker; None after an error.
+
+    The cache key is the SHA-256 of the uploaded file (or the sample's name), so nothing
+    has to hash the decoded pixels on every rerun.
+    """
     upload = st.file_uploader(
         "Your image", type=UPLOAD_TYPES, key="upload",
         help="PNG, JPEG, WebP, TIFF, BMP or GIF. Transparency is flattened onto white; the first frame of "
@@ -78,20 +78,32 @@ def pick_image() -> tuple[object, str, list[str]] | None:
     sample = st.selectbox("Or a sample photo", list(samples), key="sample", disabled=upload is not None,
                           persist_state="session", help="Photos bundled with scikit-image; works offline.")
     if upload is None:
-        return samples[sample], sample, []
+        return samples[sample], sample, [], f"sample:{sample}"
     data = upload.getvalue()
+    digest = hashlib.sha256(data).hexdigest()
     try:
-        loaded = decode_upload(hashlib.sha256(data).hexdigest(), data, upload.name)
+        loaded = decode_upload(digest, data, upload.name)
     except ImageError as e:
-        st.error(f"Cannot use this file. {e}.", icon=":material/broken_image:")
+        st.error(f"Cannot use this file. {md_escape(str(e))}.", icon=":material/broken_image:")
         return None
-    return loaded.pixels, loaded.name, loaded.notes
+    return loaded.pixels, loaded.name, loaded.notes, f"upload:{digest}"
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def downscaled(source_key: str, _pixels, max_pixels: int):
+    """The copy of a large photo that is coded by default (resizing 12 MP costs ~0.1 s: once)."""
+    return cmp.shrink_to_pixels(_pixels, max_pixels)
+
+
+def md_escape(text: str) -> str:
+    """Text shown literally in Markdown (file names like `my_photo_*.png`)."""
+    return "".join("\\" + c if c in "\\`*_[]<>|~$" else c for c in text)  # mid-line specials
 
 
 def describe(pixels, name: str) -> str:
     h, w = pixels.shape[:2]
     colour = "grayscale" if pixels.ndim == 2 else "RGB"
-    return f"**{name}** · {w}×{h} px · {w * h / 1e6:.2f} MP · {colour}"
+    return f"**{md_escape(name)}** · {w}×{h} px · {w * h / 1e6:.2f} MP · {colour}"
 
 
 def controls(model: str | None) -> dict:
@@ -128,8 +140,16 @@ def controls(model: str | None) -> dict:
 
 
 def slider_height(shape) -> int:
+    """A component height that fits the picture as the slider will show it at "fit".
+
+    Mirrors the slider's fit rule (scaled down to fit, or enlarged by a whole factor)
+    for a stage about SLIDER_WIDTH_GUESS wide and at most MAX_STAGE tall.
+    """
     h, w = shape[:2]
-    return int(min(720, max(380, SLIDER_WIDTH_GUESS * h / w + TOOLBAR_PX)))
+    scale = min(SLIDER_WIDTH_GUESS / w, MAX_STAGE / h)
+    if scale >= 1:
+        scale = min(math.floor(scale), 8)
+    return int(min(MAX_STAGE, max(MIN_STAGE, h * scale + 16)) + TOOLBAR_PX)
 
 
 def headline(comp: cmp.Comparison) -> None:
@@ -152,7 +172,7 @@ def headline(comp: cmp.Comparison) -> None:
              delta=None if not math.isfinite(gain) else f"{gain:+.2f} dB vs JPEG",
              help="Peak signal-to-noise ratio on RGB, peak 255. +1 dB is about 20% less squared error.")
     ms_gain = learned.metrics["ms_ssim"] - ref.metrics["ms_ssim"]
-    c.metric("MS-SSIM", f"{learned.metrics['ms_ssim']:.4f}",
+    c.metric("MS-SSIM", _cell("ms_ssim", learned.metrics["ms_ssim"]),
              delta=None if math.isnan(ms_gain) else f"{ms_gain:+.4f} vs JPEG",
              help="Multi-scale structural similarity (1 = identical), closer to what people notice than PSNR.")
     how = "matched to the size" if comp.mode == cmp.SAME_SIZE and not ref.over_budget else (
@@ -218,8 +238,9 @@ def downloads(comp: cmp.Comparison, views: dict, stem: str) -> None:
             file_name=f"{stem}.aec", mime=learned.mime, key="download_aec", on_click="ignore",
             icon=":material/download:", width="stretch",
             help="The learned codec's file; `python -m aecore decompress` turns it back into a PNG.")
-        st.download_button(
-            "Decoded PNG", views["png"], file_name=f"{stem}.{learned.codec}.png", mime="image/png",
+        decoded = learned.decoded
+        st.download_button(  # the PNG is made only when asked for (a callable is deferred)
+            "Decoded PNG", lambda: to_png_bytes(decoded), file_name=f"{stem}.{learned.codec}.png", mime="image/png",
             key="download_png", on_click="ignore", icon=":material/image:", width="stretch",
             help="What the learned codec's file decodes to, losslessly saved.")
     st.download_button(
@@ -254,22 +275,22 @@ def main() -> None:
         picked = pick_image()
         if picked is None:
             return
-        pixels, name, notes = picked
+        pixels, name, notes, source_key = picked
         st.markdown(describe(pixels, name))
         if notes:
             st.info("Converted while loading: " + "; ".join(notes) + ".", icon=":material/info:")
         coded = pixels
         h, w = pixels.shape[:2]
-        if h * w > LARGE_PIXELS:
-            small = cmp.shrink_to_pixels(pixels, LARGE_PIXELS)
+        if h * w > cmp.LARGE_PIXELS:
+            small = downscaled(source_key, pixels, cmp.LARGE_PIXELS)
             full = st.checkbox(
                 f"Code the full {w}×{h} image", key="full_size", value=False,
                 help=f"Large photos are coded from a {small.shape[1]}×{small.shape[0]} copy by default, so the "
                      "result arrives in about a second. Tick to code every pixel: slower, several seconds per codec.")
             if not full:
                 coded = small
-                st.caption(f"Coding a {small.shape[1]}×{small.shape[0]} copy ({small.shape[0] * small.shape[1] / 1e6:.1f} MP); "
-                           "all numbers below are for that copy.")
+                sh, sw = small.shape[:2]
+                st.caption(f"Coding a {sw}×{sh} copy ({sh * sw / 1e6:.1f} MP); all numbers below are for that copy.")
     with ctl_col:
         with st.container(border=True):
             if model is None:
@@ -278,7 +299,7 @@ def main() -> None:
                            icon=":material/hourglass_empty:")
             settings = controls(model)
 
-    image_key = cmp.fingerprint(coded)
+    image_key = f"{source_key}|{coded.shape}"
     stamp = shared.weights_stamp(model) if model else ""
     run_key = "|".join(map(str, (image_key, model, stamp, settings["quality"], settings["mode"],
                                  settings["jpeg_quality"], settings["extra"])))
@@ -293,7 +314,7 @@ def main() -> None:
                  icon=":material/memory:")
         return
     except Exception as e:  # noqa: BLE001  (on stage: a message, never a traceback)
-        st.error(f"Could not code this image: {e}", icon=":material/error:")
+        st.error(f"Could not code this image: {md_escape(str(e))}", icon=":material/error:")
         return
 
     learned = comp.learned

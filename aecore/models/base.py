@@ -114,6 +114,12 @@ class CompressionModel(nn.Module):
         self.init_log_gain = (0.5 * torch.log(lam / lam[len(lam) // 2])).float()
         self._table_cache: dict = {}
 
+    def rate_parameters(self) -> list[nn.Parameter]:
+        """Entropy-model densities and gains: few numbers that must move far, so training
+        gives them a larger learning rate (see TrainConfig.rate_lr_scale)."""
+        from .entropy import FactorizedDensity
+        return [p for m in self.modules() if isinstance(m, (FactorizedDensity, GainUnits)) for p in m.parameters()]
+
     def gain_units(self, channels: int) -> GainUnits:
         return GainUnits(self.levels, channels, self.init_log_gain)
 

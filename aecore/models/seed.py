@@ -2,7 +2,7 @@
 
     x --[conv3x3 + ReLU + maxpool] x4--> conv3x3 --> y (1/16) --*gain--> Q --> [factorized]
                                                                          |
-    x_hat <--conv3x3-- [upsample x2 + conv3x3 + ReLU] x4 <-- conv3x3 <--*igain
+    x_hat <--conv3x3-- upsample x2 <-- [upsample x2 + conv3x3 + ReLU] x3 <-- conv3x3 + ReLU <--*igain
 
 Learned end to end with the same rate-distortion loss as the hyperprior; the only side
 of it that is not the original design is the entropy model that codes its latent
@@ -42,8 +42,8 @@ class SeedAutoencoder(CompressionModel):
         self.g_a = nn.Sequential(*_down(3, n // 2), *_down(n // 2, n), *_down(n, n), *_down(n, n),
                                  nn.Conv2d(n, m, 3, padding=1))
         self.g_s = nn.Sequential(nn.Conv2d(m, n, 3, padding=1), nn.ReLU(inplace=True),
-                                 *_up(n, n), *_up(n, n), *_up(n, n), *_up(n, n // 2),
-                                 nn.Conv2d(n // 2, 3, 3, padding=1))
+                                 *_up(n, n), *_up(n, n), *_up(n, n // 2),
+                                 Upsample(), nn.Conv2d(n // 2, 3, 3, padding=1))
         self.gain = self.gain_units(m)
         self.y_density = FactorizedDensity(m)
 

@@ -1,0 +1,149 @@
+"""The Streamlit app through AppTest: the router, the Compare page and the placeholder pages.
+
+Only the tiny user weights are visible (the shipped folder is pointed elsewhere), so every
+run codes with tiny models: fast and offline.
+"""
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from aecore import weights
+
+APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
+PLACEHOLDERS = {"pages/rate_distortion.py": "Rate-distortion", "pages/fine_tune.py": "Fine-tune",
+                "pages/inside_model.py": "Inside the model"}
+
+
+@pytest.fixture
+def app(user_weights, tmp_path, monkeypatch) -> AppTest:
+    monkeypatch.setattr(weights, "SHIPPED_DIR", tmp_path / "no_shipped_weights")
+    return AppTest.from_file(APP, default_timeout=60)
+
+
+def run_compare(at: AppTest, model: str = "tiny-hyper", sample: str = "Chelsea") -> AppTest:
+    at.session_state["model"] = model
+    at.run()
+    at.selectbox(key="sample").set_value(sample).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def table(at: AppTest):
+    return at.table[0].value
+
+
+def png_bytes(pixels: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_shell_runs_and_lists_the_pages(app):
+    app.run()
+    assert not app.exception
+    assert app.title[0].value == "Learned codec vs JPEG"  # Compare is the default page
+    picker = app.sidebar.selectbox(key="model")
+    assert picker.options == ["tiny-hyper", "tiny-seed"] and picker.value == "tiny-hyper"
+    for path, title in PLACEHOLDERS.items():  # switch_page refuses a page st.navigation does not list
+        app.switch_page(path).run()
+        assert not app.exception
+        assert app.title[0].value == title and app.info, path
+    app.switch_page("pages/compare.py").run()
+    assert not app.exception and app.title[0].value == "Learned codec vs JPEG"
+
+
+def test_compare_with_a_sample_renders_metrics(app):
+    at = run_compare(app)
+    assert not at.error
+    assert any("PSNR" in m.label for m in at.metric)
+    rows = table(at)
+    assert "PSNR (dB)" in rows.index and list(rows.columns) == ["tiny-hyper", "JPEG"]
+    assert any("autoencoder" in m.value and "PSNR" in m.value for m in at.markdown)
+    point = at.session_state["operating_point"]
+    assert point["codec"] == "tiny-hyper" and point["image"] == "Chelsea" and point["bpp"] > 0
+    assert {b.key for b in at.download_button} >= {"download_aec", "download_png", "download_jpeg"}
+
+
+def test_quality_slider_reruns(app):
+    at = run_compare(app)
+    before = at.session_state["operating_point"]
+    at.slider(key="quality").set_value(7.5).run()
+    assert not at.exception and not at.error
+    after = at.session_state["operating_point"]
+    assert after["quality"] == 7.5 and before["quality"] != 7.5
+
+
+def test_same_size_mode_and_jpeg_quality_mode(app):
+    at = run_compare(app, model="tiny-seed")
+    assert at.radio(key="mode").value == "Same file size"
+    assert at.slider(key="jpeg_quality").disabled
+    rows = table(at)
+    learned_bytes = int(rows.loc["Size (bytes)", "tiny-seed"].replace(",", ""))
+    jpeg_bytes = int(rows.loc["Size (bytes)", "JPEG"].replace(",", ""))
+    assert jpeg_bytes <= learned_bytes and not at.warning
+
+    at.radio(key="mode").set_value("JPEG quality").run()
+    at.slider(key="jpeg_quality").set_value(90).run()
+    assert not at.exception and not at.slider(key="jpeg_quality").disabled
+    rows = table(at)
+    assert rows.loc["Quality setting", "JPEG"] == "90"
+    assert int(rows.loc["Size (bytes)", "JPEG"].replace(",", "")) > jpeg_bytes
+
+
+def test_budget_below_jpeg_quality_1_is_said(app):
+    at = run_compare(app, model="tiny-hyper")  # tiny-hyper's stream is far below JPEG's tables alone
+    assert any("quality 1" in w.value for w in at.warning)
+
+
+def test_extra_codec_joins_the_table(app):
+    at = run_compare(app)
+    at.selectbox(key="extra_codec").set_value("webp").run()
+    assert not at.exception
+    assert "WebP" in table(at).columns
+    assert "download_extra" in {b.key for b in at.download_button}
+
+
+def test_uploads_good_and_bad(app):
+    at = run_compare(app)
+    rgba = np.zeros((64, 80, 4), np.uint8)
+    rgba[..., 0], rgba[..., 3] = 200, 128
+    at.file_uploader(key="upload").set_value(("half clear.png", png_bytes(rgba), "image/png")).run()
+    assert not at.exception and not at.error
+    assert any("alpha channel composited on white" in i.value for i in at.info)
+    assert at.session_state["operating_point"]["image"] == "half clear.png"
+    assert at.selectbox(key="sample").disabled
+
+    at.file_uploader(key="upload").set_value(("holiday.png", b"these bytes are no picture", "image/png")).run()
+    assert not at.exception
+    assert at.error and "holiday.png" in at.error[0].value and "not an image" in at.error[0].value
+    assert not at.metric
+
+    truncated = png_bytes(np.full((40, 40, 3), 90, np.uint8))[:60]
+    at.file_uploader(key="upload").set_value(("cut.png", truncated, "image/png")).run()
+    assert not at.exception and "truncated or corrupt" in at.error[0].value
+
+
+def test_large_photo_is_coded_downscaled_unless_asked(app, monkeypatch):
+    monkeypatch.setattr("aecore.compare.LARGE_PIXELS", 3000)  # read by the page at run time
+    at = run_compare(app)
+    picture = np.random.default_rng(0).integers(0, 256, size=(60, 80, 3), dtype=np.uint8)
+    at.file_uploader(key="upload").set_value(("wide.png", png_bytes(picture), "image/png")).run()
+    assert not at.exception
+    box = at.checkbox(key="full_size")
+    assert not box.value and at.session_state["operating_point"]["size"] != "80x60"
+    box.check().run()
+    assert not at.exception and at.session_state["operating_point"]["size"] == "80x60"
+
+
+def test_without_learned_weights_the_page_explains(app, user_weights):
+    for card in user_weights.glob("*"):
+        card.unlink()
+    app.run()
+    assert not app.exception
+    assert any("No learned weights" in w.value for w in app.warning)
+    assert list(table(app).columns) == ["JPEG"]
+    assert app.radio(key="mode").value == "JPEG quality"

@@ -1,0 +1,205 @@
+"""Fine-tuning jobs: real background workers on tiny models, cancel/resume, the queue, limits, the CLI."""
+import json
+import os
+from pathlib import Path
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+from PIL import Image
+import pytest
+
+from aecore import jobs, weights
+from aecore.__main__ import main
+
+ROOT = Path(__file__).resolve().parent.parent
+TIMEOUT = 90  # seconds a background job may take on a busy 2-core machine
+
+
+@pytest.fixture
+def images(photo) -> dict:
+    """Four 80x96 crops of the test photo: three to train on, one held out."""
+    return {f"crop{i}": np.ascontiguousarray(photo[i * 5:i * 5 + 80, i * 10:i * 10 + 96]) for i in range(4)}
+
+
+@pytest.fixture
+def jobs_env(tmp_path, monkeypatch, user_weights):
+    monkeypatch.setenv("AECORE_JOBS_DIR", str(tmp_path / "jobs"))
+    monkeypatch.setenv("AECORE_MAX_JOBS", "1")
+    return tmp_path / "jobs"
+
+
+def _config(out, **kw) -> jobs.JobConfig:
+    return jobs.JobConfig(**{"base": "tiny-hyper", "out": out, "steps": 10, "crop": 64, "batch_size": 2, **kw})
+
+
+def _wait(job, until, timeout=TIMEOUT):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        job.reload()
+        if until(job):
+            return job
+        time.sleep(0.1)
+    log = (job.dir / "worker.log").read_text() if (job.dir / "worker.log").exists() else ""
+    raise AssertionError(f"timed out: {job.id} is {job.state} ({job.error}); worker.log:\n{log[-2000:]}")
+
+
+def _steps(job) -> list[int]:
+    return [r["step"] for r in job.progress()["records"]]
+
+
+def test_lifecycle_background_process(jobs_env, images):
+    job = jobs.create_job(_config("ft-life", description="astronaut crops", val_every=5), images)
+    assert job.state == "created" and len(job.holdout_images) == 1 and len(job.train_images) == 3
+    assert sorted(p.name for p in (job.dir / "images" / "holdout").iterdir()) == [f"{job.holdout_images[0]}.png"]
+    job = jobs.start(job)
+    assert job.state == "running" and job.status["pid"]
+    _wait(job, lambda j: j.progress()["step"] > 0 or j.state != "running")
+    _wait(job, lambda j: j.state not in jobs.ACTIVE)
+    assert job.state == "finished", job.error
+    p = job.progress()
+    assert p["step"] == p["total"] == 10 and p["fraction"] == 1.0 and p["seconds_left"] == 0
+    assert {"loss", "bpp", "psnr", "it_per_s"} <= set(p["records"][0]) and any("val" in r for r in p["records"])
+
+    assert "ft-life" in weights.available()
+    card = weights.read_card("ft-life")
+    assert card["base"] == "tiny-hyper" and card["fine_tune"]["steps"] == 10
+    assert card["fine_tune"]["data"] == "3 user images: astronaut crops"
+    assert card["fine_tune"]["holdout"]["new_rd"]
+
+    result = job.result()
+    assert result["base"] == "tiny-hyper" and result["weights"] == "ft-life"
+    assert result["qualities"] == [1, 3, 5, 8] and result["holdout_images"] == job.holdout_images
+    for key in ("base_rd", "new_rd"):
+        assert [r["quality"] for r in result[key]] == [1, 3, 5, 8]
+        assert all(r["bpp"] > 0 and np.isfinite(r["psnr"]) for r in result[key])
+    assert "bd_rate" in result  # None when the tiny random curves do not overlap
+
+
+def test_cancel_then_resume_finishes(jobs_env, images):
+    job = jobs.start(jobs.create_job(_config("ft-cancel", steps=40, checkpoint_seconds=0, val_every=20), images))
+    _wait(job, lambda j: j.progress()["step"] >= 2 or j.state != "running")
+    jobs.cancel(job, wait=30)
+    assert job.state == "cancelled" and job.resumable
+    stopped_at = _steps(job)[-1]
+    assert 2 <= stopped_at < 40 and "ft-cancel" not in weights.available()
+
+    jobs.resume(job)
+    _wait(job, lambda j: j.state not in jobs.ACTIVE)
+    assert job.state == "finished", job.error
+    assert _steps(job) == list(range(1, 41)) and job.status["runs"] == 2
+    assert f"resuming ft-cancel from step {stopped_at}" in (job.dir / "worker.log").read_text()
+    assert weights.read_card("ft-cancel")["training"]["steps"] == 40
+
+
+def test_queue_runs_second_job_after_first(jobs_env, images):
+    first = jobs.start(jobs.create_job(_config("ft-first", steps=4), images))
+    second = jobs.start(jobs.create_job(_config("ft-second", steps=4), images))
+    assert first.state == "running" and second.state == "queued"
+    assert jobs.queue_position(second) == 1 and jobs.queue_position(first) is None
+    assert second.progress()["queue_position"] == 1 and second.progress()["seconds_left"] > 0
+    _wait(second, lambda j: j.state not in jobs.ACTIVE)  # the first job's worker starts it
+    assert first.reload().state == "finished" and second.state == "finished", (first.error, second.error)
+    assert first.status["finished"] <= second.status["started"]
+    assert [j.id for j in jobs.list_jobs()] == [second.id, first.id]
+
+
+def test_killed_worker_is_detected_and_resumes(jobs_env, images):
+    job = jobs.start(jobs.create_job(_config("ft-killed", steps=30, checkpoint_seconds=0, val_every=15), images))
+    _wait(job, lambda j: j.progress()["step"] >= 3 or j.state != "running")
+    assert job.state == "running"
+    os.killpg(job.status["pgid"], signal.SIGKILL)
+    _wait(job, lambda j: j.state != "running", timeout=10)
+    assert job.state == "failed" and job.resumable and "resume" in job.error
+    assert not any(j.state == "running" for j in jobs.list_jobs())
+
+    jobs.resume(job)
+    _wait(job, lambda j: j.state not in jobs.ACTIVE)
+    assert job.state == "finished", job.error
+    assert _steps(job) == list(range(1, 31)) and "ft-killed" in weights.available()
+
+
+def test_names_are_validated(jobs_env, images, tmp_path, monkeypatch):
+    for bad in ("bad name!", "../up", ""):
+        with pytest.raises(jobs.JobError, match="letters, digits"):
+            jobs.create_job(_config(bad), images)
+    for taken in ("hyperprior", "seed", "jpeg"):
+        with pytest.raises(jobs.JobError, match="shipped weights or of a codec"):
+            jobs.create_job(_config(taken), images)
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    (shipped / "ours.json").write_text("{}")
+    monkeypatch.setattr(weights, "SHIPPED_DIR", shipped)
+    with pytest.raises(jobs.JobError, match="shipped"):
+        jobs.create_job(_config("ours"), images)
+    with pytest.raises(jobs.JobError, match="exist already"):
+        jobs.create_job(_config("tiny-seed"), images)
+    assert jobs.create_job(_config("tiny-seed", overwrite=True), images).state == "created"
+    with pytest.raises(jobs.JobError, match="other than the base"):
+        jobs.create_job(_config("tiny-hyper", overwrite=True), images)
+    with pytest.raises(jobs.JobError, match="no weights named 'nope'"):
+        jobs.create_job(_config("fine", base="nope"), images)
+    with pytest.raises(jobs.JobError, match="invalid job id"):
+        jobs.load_job("../etc")
+
+
+def test_limits_are_enforced(jobs_env, images, monkeypatch):
+    monkeypatch.setenv("AECORE_MAX_STEPS", "50")
+    with pytest.raises(jobs.JobError, match="between 1 and 50.*AECORE_MAX_STEPS"):
+        jobs.create_job(_config("many", steps=51), images)
+    monkeypatch.setenv("AECORE_MAX_IMAGES", "3")
+    with pytest.raises(jobs.JobError, match="4 images are more than the limit of 3.*AECORE_MAX_IMAGES"):
+        jobs.create_job(_config("many"), images)
+    monkeypatch.delenv("AECORE_MAX_IMAGES")
+    with pytest.raises(jobs.JobError, match="at least 2 images"):
+        jobs.create_job(_config("one"), {"a": images["crop0"]})
+    with pytest.raises(jobs.JobError, match="holdout must be between 1 and 3"):
+        jobs.create_job(_config("all-out", holdout=4), images)
+    with pytest.raises(jobs.JobError, match="quality range"):
+        jobs.create_job(_config("q", quality_min=5, quality_max=3), images)
+    assert jobs.list_jobs() == []
+
+
+def test_split_is_deterministic_and_estimate_is_plain(jobs_env, images):
+    a = jobs.create_job(_config("split-a", holdout=2, seed=3), images)
+    b = jobs.create_job(_config("split-b", holdout=2, seed=3), images)
+    assert a.holdout_images == b.holdout_images and len(a.holdout_images) == 2
+    assert json.loads((a.dir / "config.json").read_text())["images"]["holdout"] == a.holdout_images
+    default = jobs.JobConfig(base="hyperprior", out="x")
+    seconds = jobs.estimate_seconds(default, 10)
+    assert 200 / jobs.STEPS_PER_SECOND < seconds < 600  # DESIGN.md: 200 steps on 10 images in < 10 min
+    assert jobs.estimate_seconds(jobs.JobConfig(base="hyperprior", out="x", steps=400), 10) > seconds
+
+
+def test_cli_finetune(tmp_path, user_weights, images):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for name, pixels in images.items():
+        Image.fromarray(pixels).save(folder / f"{name}.png")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "AECORE_JOBS_DIR": str(tmp_path / "jobs")}
+    cmd = [sys.executable, "-m", "aecore", "finetune", "--base", "tiny-hyper", "--images", str(folder),
+           "--steps", "3", "--out", "cli-ft", "--crop", "64", "--batch-size", "2"]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=TIMEOUT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    record = json.loads(out.stdout.strip().splitlines()[-1])
+    assert record["weights"] == "cli-ft" and record["base"] == "tiny-hyper" and record["steps"] == 3
+    assert "bd_rate" in record and [r["quality"] for r in record["holdout"]["new"]] == [1, 3, 5, 8]
+    assert {"bpp", "psnr"} <= set(record["holdout"]["base"][0])
+    assert "3/3" in out.stderr and (user_weights / "cli-ft.safetensors").exists()
+
+
+def test_cli_finetune_bad_input(tmp_path, user_weights, images, capsys, monkeypatch):
+    monkeypatch.setenv("AECORE_JOBS_DIR", str(tmp_path / "jobs"))
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for name, pixels in images.items():
+        Image.fromarray(pixels).save(folder / f"{name}.png")
+    assert main(["finetune", "--base", "tiny-hyper", "--images", str(folder), "--out", "bad name"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "letters, digits" in err[0]
+    assert main(["finetune", "--base", "tiny-hyper", "--images", str(tmp_path / "none"), "--out", "x1"]) == 2
+    assert main(["finetune", "--base", "tiny-hyper", "--images", str(folder), "--out", "x2",
+                 "--steps", "999999"]) == 2
+    assert "AECORE_MAX_STEPS" in capsys.readouterr().err
