@@ -41,7 +41,7 @@ def _wait(job, until, timeout=TIMEOUT):
         job.reload()
         if until(job):
             return job
-        time.sleep(0.1)
+        time.sleep(0.2)
     log = (job.dir / "worker.log").read_text() if (job.dir / "worker.log").exists() else ""
     raise AssertionError(f"timed out: {job.id} is {job.state} ({job.error}); worker.log:\n{log[-2000:]}")
 
@@ -50,65 +50,51 @@ def _steps(job) -> list[int]:
     return [r["step"] for r in job.progress()["records"]]
 
 
-def test_lifecycle_background_process(jobs_env, images):
-    job = jobs.create_job(_config("ft-life", description="astronaut crops", val_every=5), images)
-    assert job.state == "created" and len(job.holdout_images) == 1 and len(job.train_images) == 3
-    assert sorted(p.name for p in (job.dir / "images" / "holdout").iterdir()) == [f"{job.holdout_images[0]}.png"]
-    job = jobs.start(job)
-    assert job.state == "running" and job.status["pid"]
-    _wait(job, lambda j: j.progress()["step"] > 0 or j.state != "running")
-    _wait(job, lambda j: j.state not in jobs.ACTIVE)
-    assert job.state == "finished", job.error
-    p = job.progress()
-    assert p["step"] == p["total"] == 10 and p["fraction"] == 1.0 and p["seconds_left"] == 0
-    assert {"loss", "bpp", "psnr", "it_per_s"} <= set(p["records"][0]) and any("val" in r for r in p["records"])
+def test_lifecycle_and_queue(jobs_env, images):
+    """Two jobs, one slot: the first runs in a background process, the second waits its turn."""
+    first = jobs.create_job(_config("ft-first", steps=6, val_every=3, description="astronaut crops"), images)
+    assert first.state == "created" and len(first.holdout_images) == 1 and len(first.train_images) == 3
+    assert sorted(p.name for p in (first.dir / "images" / "holdout").iterdir()) == [f"{first.holdout_images[0]}.png"]
+    second = jobs.create_job(_config("ft-second", steps=3, val_every=3), images)
+    jobs.start(first)
+    jobs.start(second)
+    assert first.state == "running" and first.status["pid"] and second.state == "queued"
+    assert jobs.queue_position(second) == 1 and jobs.queue_position(first) is None
+    assert second.progress()["queue_position"] == 1 and second.progress()["seconds_left"] > 0
+    _wait(first, lambda j: j.progress()["step"] > 0 or j.state != "running")
+    _wait(second, lambda j: j.state not in jobs.ACTIVE)  # the first job's worker starts it
+    assert first.reload().state == "finished" and second.state == "finished", (first.error, second.error)
+    assert first.status["finished"] <= second.status["started"]
+    assert [j.id for j in jobs.list_jobs()] == [second.id, first.id]
 
-    assert "ft-life" in weights.available()
-    card = weights.read_card("ft-life")
-    assert card["base"] == "tiny-hyper" and card["fine_tune"]["steps"] == 10
-    assert card["fine_tune"]["data"] == "3 user images: astronaut crops"
-    assert card["fine_tune"]["holdout"]["new_rd"]
+    p = first.progress()
+    assert p["step"] == p["total"] == 6 and p["fraction"] == 1.0 and p["seconds_left"] == 0
+    assert {"loss", "bpp", "psnr", "it_per_s"} <= set(p["records"][0]) and "val" in p["records"][2]
+    assert {"ft-first", "ft-second"} <= set(weights.available())
+    card = weights.read_card("ft-first")
+    assert card["base"] == "tiny-hyper" and card["fine_tune"]["steps"] == 6
+    assert card["fine_tune"]["data"] == "3 user images: astronaut crops" and card["fine_tune"]["holdout"]["new_rd"]
 
-    result = job.result()
-    assert result["base"] == "tiny-hyper" and result["weights"] == "ft-life"
-    assert result["qualities"] == [1, 3, 5, 8] and result["holdout_images"] == job.holdout_images
+    result = first.result()
+    assert result["base"] == "tiny-hyper" and result["weights"] == "ft-first"
+    assert result["qualities"] == [1, 3, 5, 8] and result["holdout_images"] == first.holdout_images
     for key in ("base_rd", "new_rd"):
         assert [r["quality"] for r in result[key]] == [1, 3, 5, 8]
         assert all(r["bpp"] > 0 and np.isfinite(r["psnr"]) for r in result[key])
     assert "bd_rate" in result  # None when the tiny random curves do not overlap
 
 
-def test_cancel_then_resume_finishes(jobs_env, images):
-    job = jobs.start(jobs.create_job(_config("ft-cancel", steps=40, checkpoint_seconds=0, val_every=20), images))
+def test_cancel_kill_and_resume(jobs_env, images):
+    """Cancel checkpoints and resumes exactly; a SIGKILLed worker is seen as failed and resumes too."""
+    job = jobs.start(jobs.create_job(_config("ft-stop", steps=50, checkpoint_seconds=0, val_every=25), images))
     _wait(job, lambda j: j.progress()["step"] >= 2 or j.state != "running")
     jobs.cancel(job, wait=30)
     assert job.state == "cancelled" and job.resumable
-    stopped_at = _steps(job)[-1]
-    assert 2 <= stopped_at < 40 and "ft-cancel" not in weights.available()
+    cancelled_at = _steps(job)[-1]
+    assert 2 <= cancelled_at < 50 and "ft-stop" not in weights.available()
 
     jobs.resume(job)
-    _wait(job, lambda j: j.state not in jobs.ACTIVE)
-    assert job.state == "finished", job.error
-    assert _steps(job) == list(range(1, 41)) and job.status["runs"] == 2
-    assert f"resuming ft-cancel from step {stopped_at}" in (job.dir / "worker.log").read_text()
-    assert weights.read_card("ft-cancel")["training"]["steps"] == 40
-
-
-def test_queue_runs_second_job_after_first(jobs_env, images):
-    first = jobs.start(jobs.create_job(_config("ft-first", steps=4), images))
-    second = jobs.start(jobs.create_job(_config("ft-second", steps=4), images))
-    assert first.state == "running" and second.state == "queued"
-    assert jobs.queue_position(second) == 1 and jobs.queue_position(first) is None
-    assert second.progress()["queue_position"] == 1 and second.progress()["seconds_left"] > 0
-    _wait(second, lambda j: j.state not in jobs.ACTIVE)  # the first job's worker starts it
-    assert first.reload().state == "finished" and second.state == "finished", (first.error, second.error)
-    assert first.status["finished"] <= second.status["started"]
-    assert [j.id for j in jobs.list_jobs()] == [second.id, first.id]
-
-
-def test_killed_worker_is_detected_and_resumes(jobs_env, images):
-    job = jobs.start(jobs.create_job(_config("ft-killed", steps=30, checkpoint_seconds=0, val_every=15), images))
-    _wait(job, lambda j: j.progress()["step"] >= 3 or j.state != "running")
+    _wait(job, lambda j: j.progress()["step"] >= cancelled_at + 2 or j.state != "running")
     assert job.state == "running"
     os.killpg(job.status["pgid"], signal.SIGKILL)
     _wait(job, lambda j: j.state != "running", timeout=10)
@@ -118,7 +104,9 @@ def test_killed_worker_is_detected_and_resumes(jobs_env, images):
     jobs.resume(job)
     _wait(job, lambda j: j.state not in jobs.ACTIVE)
     assert job.state == "finished", job.error
-    assert _steps(job) == list(range(1, 31)) and "ft-killed" in weights.available()
+    assert _steps(job) == list(range(1, 51)) and job.status["runs"] == 3
+    assert f"resuming ft-stop from step {cancelled_at}" in (job.dir / "worker.log").read_text()
+    assert weights.read_card("ft-stop")["training"]["steps"] == 50
 
 
 def test_names_are_validated(jobs_env, images, tmp_path, monkeypatch):

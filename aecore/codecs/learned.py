@@ -40,7 +40,7 @@ class LearnedCodec(Codec):
     def encode(self, image: np.ndarray, quality: float) -> bytes:
         image = check_image(image)
         q = bitstream.quantize_quality(self.check_quality(quality))
-        x = torch.from_numpy(io.to_rgb(image)).permute(2, 0, 1)[None].float().div(255)
+        x = torch.tensor(io.to_rgb(image)).permute(2, 0, 1)[None].float().div(255)
         sections = self.model.compress(x, q)
         header = bitstream.Header(model=self.name, weights_hash=self.hash, height=image.shape[0],
                                   width=image.shape[1], quality=q, tile=TILE,
