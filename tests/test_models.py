@@ -47,7 +47,7 @@ def test_decompress_matches_encoder_reconstruction(name, size):
     else:
         y_hat = a["y_symbols"] * model.gain.inverse_gain(q)
     with torch.no_grad():
-        expected = model.g_s(y_hat)[..., :size[0], :size[1]]
+        expected = model.synthesis(y_hat)[..., :size[0], :size[1]]
     torch.testing.assert_close(x_hat, expected, atol=1e-5, rtol=0)
 
 
