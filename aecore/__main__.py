@@ -176,7 +176,8 @@ def cmd_finetune(args) -> int:
     def progress(phase, done, total, info):
         bar = "#" * int(30 * done / max(1, total))
         if phase == "training":
-            detail = f"loss {info['loss']:.3f} bpp {info['bpp']:.3f} psnr {info['psnr']:.2f} {info['it_per_s']:.2f} it/s"
+            detail = f"loss {info['loss']:.3f} bpp {info['bpp']:.3f} psnr {info['psnr']:.2f} " \
+                     f"{info['it_per_s']:.2f} it/s"
         else:
             detail = info["label"][:40]
         print(f"\r{phase:<10} [{bar:<30}] {done}/{total} {detail:<48} {time.time() - t0:5.0f}s",

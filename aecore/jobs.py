@@ -106,6 +106,7 @@ class JobConfig:
     seed: int = 0                       # hold-out split, crops and noise
     checkpoint_seconds: float = 30.0    # a killed job loses at most this much work
     val_every: int = 0                  # steps between hold-out validations; 0 = ten per run
+    threads: int = 0                    # torch threads of the worker; 0 = one per core
     description: str = ""               # what the images are, for the model card
     overwrite: bool = False             # replace existing user weights named `out`
 
@@ -528,6 +529,9 @@ _children: dict[int, subprocess.Popen] = {}  # workers this process spawned, rea
 
 def _schedule(root: Path) -> None:
     """Fails dead workers' jobs, then spawns queued jobs (oldest first) into free slots."""
+    for pid, child in list(_children.items()):  # reap our finished workers (no zombies)
+        if child.poll() is not None:
+            _children.pop(pid, None)
     if not root.is_dir():
         return
     with _locked(root / ".schedule.lock"):
@@ -583,7 +587,8 @@ def run(job: Job, progress=None) -> Job:
     previous = signal.signal(signal.SIGTERM, _raise_cancelled)
     try:
         meta = json.loads((job.dir / "config.json").read_text())
-        os.environ["AECORE_USER_WEIGHTS"] = meta["weights_dir"]  # where base and new weights live
+        if str(weights.user_dir()) != meta["weights_dir"]:  # base and new weights live where they did
+            os.environ["AECORE_USER_WEIGHTS"] = meta["weights_dir"]
         st = _update_status(job.dir, state="running", phase="training", attached=True, pid=os.getpid(),
                             pgid=os.getpgid(0), error=None, phase_at=time.time())
         _update_status(job.dir, started=st.get("started") or time.time(), runs=st.get("runs", 0) + 1)
@@ -600,7 +605,7 @@ def run(job: Job, progress=None) -> Job:
             warmup=min(20, max(1, cfg.steps // 10)),  # the base is trained: a short ramp suffices
             val_every=max(1, (cfg.val_every or cfg.steps // 10) // log_every) * log_every, log_every=log_every,
             checkpoint_minutes=cfg.checkpoint_seconds / 60, run_dir=str(job.dir),
-            weights_dir=meta["weights_dir"], seed=cfg.seed,
+            weights_dir=meta["weights_dir"], seed=cfg.seed, threads=cfg.threads,
             quality_min=cfg.quality_min, quality_max=cfg.quality_max or 0)
         card = train(tcfg, progress=(lambda rec, total: progress("training", rec["step"], total, rec))
                      if progress else None)
@@ -615,7 +620,8 @@ def run(job: Job, progress=None) -> Job:
     except (_Cancelled, KeyboardInterrupt):
         _update_status(job.dir, state="cancelled", phase=None, finished=time.time(), step=_last_step(job))
     except Exception as e:
-        traceback.print_exc()
+        with open(job.dir / "worker.log", "a") as log:  # the details, for whoever debugs it
+            traceback.print_exc(file=log)
         _update_status(job.dir, state="failed", phase=None, finished=time.time(), step=_last_step(job),
                        error=f"{e}" if isinstance(e, (JobError, weights.WeightsError, io.ImageError))
                        else f"{type(e).__name__}: {e}")

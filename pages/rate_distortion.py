@@ -1,11 +1,434 @@
-"""Rate-distortion (coming next): every codec's curve for your image, and BD-rate against JPEG."""
+"""Rate-distortion: every codec's curve for one image, a set of images or Kodak; BD-rate against JPEG.
+
+A thin shell: `aecore.rd` codes, measures, averages and computes BD-rates, `aecore.anchors`
+holds the published Kodak curves; this page reads the widgets, caches every measured point
+and draws Plotly charts. Rate is the whole file, 8 x bytes / pixels.
+
+Each point (image, codec, weights, quality) is measured once per process (`measure`), so
+switching scope or adding a codec only codes what is new. The Compare page's operating
+point (session state "operating_point") is marked when this page shows the same image.
+Widget keys (tests set them): rd_scope, rd_upload, rd_sample, rd_codecs, rd_samples,
+rd_files, rd_published, rd_download_csv, rd_download_html.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.colors import qualitative
+from plotly.subplots import make_subplots
 import streamlit as st
 
-st.title("Rate-distortion")
-st.caption("How many bits each codec needs for each level of quality.")
-st.info(
-    "Coming next: interactive charts of bits per pixel against PSNR and MS-SSIM for your image or a set "
-    "of images, one curve per codec with the Compare page's operating point marked, and a BD-rate table "
-    "against JPEG.",
-    icon=":material/construction:",
-)
+from aecore import anchors, rd
+from aecore import compare as cmp
+from aecore.codecs import classical_names, learned_names
+from aecore.io import ImageError, LoadedImage, load_image, sample_images
+from aecore.metrics import ms_ssim_db
+from pages import shared
+
+THIS_IMAGE, IMAGE_SET, KODAK = "This image", "A set of images", "Kodak benchmark"
+SCOPES = [THIS_IMAGE, IMAGE_SET, KODAK]
+UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "tif", "tiff", "bmp", "gif"]
+ANCHOR = "jpeg"
+# The interactive sweep: the learned models' 8 trained levels, and 10 classical qualities
+# (the benchmark sweeps 19): enough points for a smooth curve and a BD-rate, in seconds.
+LEARNED_QUALITIES = rd.DEFAULT_QUALITIES["learned"]
+CLASSICAL_QUALITIES = [5, 10, 20, 30, 40, 50, 60, 70, 80, 90]
+# Larger photos are swept on a copy of at most this many pixels: ~60 encodes each.
+MAX_PIXELS = 1_000_000
+# Published curves shown until the user picks others: the classical anchors and the
+# learned models closest to ours (Balle's hyperprior, its mean-scale variant, Theis' autoencoder).
+PUBLISHED_DEFAULT = ["JPEG (PIL 7.1.2 / libjpeg)", "WebP (PIL 7.1.2)", "bmshj2018-hyperprior (CompressAI, mse)",
+                     "mbt2018-mean (CompressAI, mse)", "Theis 2017 compressive autoencoder (ICLR)"]
+# Published names that are our classical codecs, so both share a colour (ours solid, theirs dashed).
+PUBLISHED_KIN = {"JPEG (": "jpeg", "JPEG 4:2:0": "jpeg", "WebP": "webp", "JPEG2000": "jpeg2000", "AV1": "avif"}
+METRIC_WORDS = {"psnr": "PSNR", "ms_ssim_db": "MS-SSIM"}
+NO_OVERLAP = "no overlap"
+
+
+# -- measuring ------------------------------------------------------------------------------
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def decode_upload(digest: str, _data: bytes, name: str) -> LoadedImage:
+    """Uploaded bytes to pixels, once per file content (`digest` is the cache key)."""
+    return load_image(_data, name=name)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def downscaled(source_key: str, _pixels, max_pixels: int):
+    return cmp.shrink_to_pixels(_pixels, max_pixels)
+
+
+@st.cache_data(max_entries=20_000, show_spinner=False)
+def measure(image_key: str, _image, codec: str, stamp: str, quality: float) -> dict:
+    """One rate-distortion point: `codec` at `quality` on the image (keyed by its hash, not its pixels).
+
+    `stamp` changes when learned weights are replaced, so fine-tuned weights are measured afresh.
+    """
+    return rd.sweep({image_key: _image}, {codec: [quality]})[0]
+
+
+def qualities(codec: str) -> list[float]:
+    return LEARNED_QUALITIES if codec in learned_names() else CLASSICAL_QUALITIES
+
+
+def sweep(images: dict[str, tuple[str, object]], codecs: list[str]) -> list[dict]:
+    """Rows of `rd.sweep` for {name: (cache key, pixels)}, measured point by point with a progress bar."""
+    plan = [(name, key, pixels, codec, q) for name, (key, pixels) in images.items()
+            for codec in codecs for q in qualities(codec)]
+    stamps = {c: shared.weights_stamp(c) if c in learned_names() else "" for c in codecs}
+    bar = st.progress(0.0, text="Coding and measuring...")
+    rows = []
+    for i, (name, key, pixels, codec, q) in enumerate(plan):
+        bar.progress(i / len(plan), text=f"{label(codec)} at quality {q:g} · {name} ({i + 1} of {len(plan)})")
+        rows.append({**measure(key, pixels, codec, stamps[codec], q), "image": name})
+    bar.empty()
+    return rows
+
+
+@st.cache_data(max_entries=2, show_spinner=False)
+def kodak_rows(path: str, stamp: str) -> list[dict] | None:
+    """Our Kodak benchmark's per-image rows (re-read when the file changes)."""
+    return anchors.load_benchmark(path)
+
+
+@st.cache_data(show_spinner=False)
+def published() -> list[dict]:
+    return anchors.load_published()
+
+
+# -- picking images -------------------------------------------------------------------------
+
+def md_escape(text: str) -> str:
+    return "".join("\\" + c if c in "\\`*_[]<>|~$" else c for c in text)
+
+
+def pick_image() -> tuple[str, str, object] | None:
+    """(name, cache key, pixels) of one image: an upload, or a sample (the Compare page's by default)."""
+    upload = st.file_uploader("Your image", type=UPLOAD_TYPES, key="rd_upload",
+                              help="PNG, JPEG, WebP, TIFF, BMP or GIF. Upload the Compare page's image to see "
+                                   "its operating point here.")
+    samples = sample_images()
+    names = list(samples)
+    current = st.session_state.get("sample")  # the Compare page's sample (kept for the session)
+    sample = st.selectbox("Or a sample photo", names, key="rd_sample", disabled=upload is not None,
+                          index=names.index(current) if current in names else 0, persist_state="session",
+                          help="Photos bundled with scikit-image. The Compare page's choice comes first.")
+    if upload is None:
+        return sample, f"sample:{sample}", samples[sample]
+    data = upload.getvalue()
+    digest = hashlib.sha256(data).hexdigest()
+    try:
+        loaded = decode_upload(digest, data, upload.name)
+    except ImageError as e:
+        st.error(f"Cannot use this file. {md_escape(str(e))}.", icon=":material/broken_image:")
+        return None
+    return loaded.name, f"upload:{digest}", loaded.pixels
+
+
+def pick_set() -> dict[str, tuple[str, object]]:
+    """{name: (cache key, pixels)}: uploaded files, or the chosen sample photos."""
+    files = st.file_uploader("Your images", type=UPLOAD_TYPES, accept_multiple_files=True, key="rd_files",
+                             help="Several files: the curves are the mean over them at each quality, "
+                                  "the way benchmarks report a set.")
+    samples = sample_images()
+    chosen = st.multiselect("Or sample photos", list(samples), default=list(samples), key="rd_samples",
+                            disabled=bool(files), help="Photos bundled with scikit-image.")
+    if not files:
+        return {name: (f"sample:{name}", samples[name]) for name in chosen}
+    picked = {}
+    for f in files:
+        data = f.getvalue()
+        digest = hashlib.sha256(data).hexdigest()
+        try:
+            loaded = decode_upload(digest, data, f.name)
+        except ImageError as e:
+            st.warning(f"Left out: {md_escape(str(e))}.", icon=":material/broken_image:")
+            continue
+        name = loaded.name
+        while name in picked:
+            name += " "
+        picked[name] = (f"upload:{digest}", loaded.pixels)
+    return picked
+
+
+def shrunk(key: str, pixels) -> tuple[str, object]:
+    """The copy that is swept (at most MAX_PIXELS) and its cache key."""
+    small = downscaled(key, pixels, MAX_PIXELS) if pixels.shape[0] * pixels.shape[1] > MAX_PIXELS else pixels
+    return f"{key}|{small.shape}", small
+
+
+def pick_codecs() -> list[str]:
+    options = learned_names() + classical_names()
+    return st.multiselect("Codecs", options, default=options, key="rd_codecs", format_func=label,
+                          help="Learned models at their 8 trained levels; classical codecs at 10 qualities. "
+                               "JPEG is the reference of the BD-rate table.")
+
+
+def label(codec: str) -> str:
+    try:
+        return shared.codec(codec).label or codec
+    except Exception:  # noqa: BLE001  (a name that no longer loads still gets a label)
+        return codec
+
+
+# -- drawing --------------------------------------------------------------------------------
+
+def colours(codecs: list[str]) -> dict[str, str]:
+    """One colour per codec, learned models first, stable across scopes."""
+    order = learned_names() + classical_names()
+    order += [c for c in codecs if c not in order]
+    palette = qualitative.D3
+    return {c: palette[i % len(palette)] for i, c in enumerate(order)}
+
+
+def finite(values) -> list:
+    """Plotly draws None as a gap; infinite PSNR (a lossless point) or NaN MS-SSIM becomes one."""
+    return [v if isinstance(v, (int, float)) and math.isfinite(v) else None for v in values]
+
+
+def figure(rows: list[dict], averaged: bool, point: dict | None = None,
+           references: list[dict] | None = None) -> go.Figure:
+    """bpp against PSNR (left) and MS-SSIM in dB (right): our curves solid, published ones dashed."""
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.08,
+                        subplot_titles=("PSNR (RGB), higher is better", "MS-SSIM in dB, higher is better"))
+    codecs = list(dict.fromkeys(r["codec"] for r in rows))
+    colour = colours(codecs)
+    mean = "mean over %{customdata[5]} images<br>" if averaged else ""
+    for codec in codecs:
+        pts = sorted((r for r in rows if r["codec"] == codec), key=lambda r: r["quality"])
+        custom = [[p["quality"], p["bytes"], p["psnr"], p["ms_ssim"], p["ms_ssim_db"], p.get("images", 1)]
+                  for p in pts]
+        name = label(codec)
+        hover = (f"<b>{name}</b> quality %{{customdata[0]:g}}<br>{mean}%{{customdata[1]:,.0f}} bytes · "
+                 "%{x:.3f} bpp<br>PSNR %{customdata[2]:.2f} dB<br>MS-SSIM %{customdata[3]:.4f} "
+                 "(%{customdata[4]:.2f} dB)<extra></extra>")
+        for col, metric in ((1, "psnr"), (2, "ms_ssim_db")):
+            fig.add_trace(go.Scatter(
+                x=[p["bpp"] for p in pts], y=finite(p[metric] for p in pts), mode="lines+markers", name=name,
+                legendgroup=codec, showlegend=col == 1, customdata=custom, hovertemplate=hover,
+                line={"color": colour[codec], "width": 2.5 if codec in learned_names() else 1.8},
+                marker={"size": 6}), row=1, col=col)
+    for ref in references or []:
+        kin = next((ours for prefix, ours in PUBLISHED_KIN.items() if ref["codec"].startswith(prefix)), None)
+        name = f"{ref['codec']} (published)"
+        hover = (f"<b>{ref['codec']}</b> (published)<br>%{{x:.3f}} bpp · %{{y:.2f}} dB<br>"
+                 f"{ref['points'][0]['source']}<extra></extra>")
+        for col, metric in ((1, "psnr"), (2, "ms_ssim_db")):
+            values = finite(p[metric] for p in ref["points"])
+            fig.add_trace(go.Scatter(
+                x=[p["bpp"] for p in ref["points"]], y=values, mode="lines", name=name, legendgroup=name,
+                showlegend=col == 1, hovertemplate=hover, opacity=0.85,
+                line={"dash": "dash", "width": 1.6, "color": colour.get(kin) or ref["colour"]}), row=1, col=col)
+    if point is not None:
+        hover = (f"<b>Compare page</b>: {point['label']} at quality {point['quality']:g}<br>"
+                 f"{point['bytes']:,} bytes · {point['bpp']:.3f} bpp<br>PSNR {point['psnr']:.2f} dB<br>"
+                 f"MS-SSIM {point['ms_ssim']:.4f}<extra></extra>")
+        for col, value in ((1, point["psnr"]), (2, ms_ssim_db(point["ms_ssim"]))):
+            fig.add_trace(go.Scatter(
+                x=[point["bpp"]], y=finite([value]), mode="markers", name="Compare page's point",
+                legendgroup="operating point", showlegend=col == 1, hovertemplate=hover,
+                marker={"symbol": "star", "size": 17, "color": "#FFD500", "line": {"width": 1.5, "color": "#222"}}),
+                row=1, col=col)
+    fig.update_xaxes(title_text="bits per pixel (whole file)", rangemode="tozero")
+    fig.update_yaxes(title_text="dB")
+    fig.update_layout(height=520, margin={"t": 40, "b": 10, "l": 10, "r": 10}, hovermode="closest",
+                      legend={"orientation": "h", "yanchor": "top", "y": -0.14, "xanchor": "left", "x": 0})
+    return fig
+
+
+# -- BD-rate --------------------------------------------------------------------------------
+
+def bd_rates(rows: list[dict], anchor: str) -> dict[str, dict[str, float]]:
+    """{codec: {"psnr": %, "ms_ssim_db": %}} against `anchor` (NaN where the curves do not overlap)."""
+    tables = {metric: rd.bd_table(rows, anchor, metric) for metric in METRIC_WORDS}
+    return {codec: {metric: tables[metric][codec] for metric in METRIC_WORDS} for codec in tables["psnr"]}
+
+
+def percent(value: float) -> str:
+    return NO_OVERLAP if math.isnan(value) else f"{value:+.1f}%"
+
+
+def words(value: float) -> str:
+    if abs(value) < 0.5:
+        return "about as many bits"
+    return f"{abs(value):.0f}% {'fewer' if value < 0 else 'more'} bits"
+
+
+def sentence(name: str, rates: dict[str, float], anchor_name: str) -> str:
+    """'hyperprior needs 38% fewer bits than JPEG for the same PSNR, and 41% fewer bits for the same MS-SSIM.'"""
+    known = [(METRIC_WORDS[m], v) for m, v in rates.items() if not math.isnan(v)]
+    missing = [METRIC_WORDS[m] for m, v in rates.items() if math.isnan(v)]
+    if not known:
+        return (f"**{md_escape(name)}** and {anchor_name} reach no common quality, so there is no BD-rate: "
+                "their curves do not overlap.")
+    parts = [f"{words(v)} {'than ' + anchor_name + ' ' if i == 0 else ''}for the same {metric}"
+             for i, (metric, v) in enumerate(known)]
+    text = f"**{md_escape(name)}** needs " + ", and ".join(parts) + "."
+    if missing:
+        text += f" No common range in {' or '.join(missing)}."
+    return text
+
+
+def bd_section(entries: list[tuple[str, str, dict[str, float], str]], scope: str, fig: go.Figure) -> None:
+    """The BD-rate table, a sentence per codec and the downloads. entries: (name, anchor name, rates, kind)."""
+    st.subheader("BD-rate against JPEG")
+    st.caption("Bjøntegaard delta rate: the average difference in bits for the same quality, over the quality "
+               "range both curves cover (negative: fewer bits than JPEG). Curves that share no range have no "
+               "BD-rate.")
+    if not entries:
+        st.info("Add JPEG and at least one other codec to compare them.", icon=":material/info:")
+    else:
+        table = pd.DataFrame(
+            {"Against": [a for _, a, _, _ in entries],
+             "For the same PSNR": [percent(r["psnr"]) for _, _, r, _ in entries],
+             "For the same MS-SSIM": [percent(r["ms_ssim_db"]) for _, _, r, _ in entries]},
+            index=pd.Index([n for n, _, _, _ in entries], name="Codec"))
+        table_col, text_col = st.columns([3, 4], gap="large")
+        table_col.table(table)
+        with text_col:
+            st.markdown("\n".join(f"- {sentence(n, r, a)}" for n, a, r, _ in entries))
+    csv_rows = [{"codec": n, "kind": k, "anchor": a, "scope": scope,
+                 "bd_rate_psnr_percent": r["psnr"], "bd_rate_ms_ssim_db_percent": r["ms_ssim_db"]}
+                for n, a, r, k in entries]
+    buf = io.StringIO()
+    if csv_rows:
+        rd.write_csv(csv_rows, buf)
+    a, b, _ = st.columns([1, 1, 3])
+    a.download_button("BD-rate table (CSV)", buf.getvalue(), file_name="bd_rate.csv", mime="text/csv",
+                      key="rd_download_csv", on_click="ignore", icon=":material/download:", width="stretch",
+                      disabled=not csv_rows, help="Percent; empty where the curves do not overlap.")
+    b.download_button("Chart (HTML)", lambda: fig.to_html(include_plotlyjs=True, full_html=True),
+                      file_name="rate_distortion.html", mime="text/html", key="rd_download_html",
+                      on_click="ignore", icon=":material/download:", width="stretch",
+                      help="The interactive chart as one self-contained file (works offline).")
+
+
+def our_entries(rows: list[dict]) -> list[tuple[str, str, dict[str, float], str]]:
+    if not any(r["codec"] == ANCHOR for r in rows):
+        return []
+    anchor_name = label(ANCHOR)
+    return [(label(c), anchor_name, rates, "measured") for c, rates in bd_rates(rows, ANCHOR).items()]
+
+
+# -- scopes ---------------------------------------------------------------------------------
+
+def show(rows: list[dict], averaged: bool, scope: str, point=None, references=None, extra_entries=()) -> None:
+    fig = figure(rows, averaged, point, references)
+    st.plotly_chart(fig, key="rd_chart", config={"displaylogo": False})
+    bd_section(our_entries(rows) + list(extra_entries), scope, fig)
+
+
+def this_image() -> None:
+    pick_col, codec_col = st.columns([5, 6], gap="large")
+    with pick_col:
+        picked = pick_image()
+    with codec_col:
+        codecs = pick_codecs()
+    if picked is None:
+        return
+    name, key, pixels = picked
+    key, coded = shrunk(key, pixels)
+    h, w = coded.shape[:2]
+    note = "" if coded is pixels else f" (a {w}×{h} copy of the {pixels.shape[1]}×{pixels.shape[0]} original)"
+    if not codecs:
+        st.info("Pick at least one codec.", icon=":material/info:")
+        return
+    rows = sweep({name: (key, coded)}, codecs)
+    point = st.session_state.get(shared.OPERATING_POINT_KEY)
+    mark = (point is not None and point.get("image") == name and point.get("size") == f"{w}x{h}"
+            and point.get("codec") in codecs)
+    st.markdown(f"**{md_escape(name)}**{note} · {w}×{h} px · {len(rows)} points")
+    if mark:
+        st.caption(f"The star is the Compare page's result: {md_escape(point['label'])} at quality "
+                   f"{point['quality']:g}, {point['bpp']:.3f} bpp.")
+    elif point is not None:
+        st.caption(f"The Compare page's result is for {md_escape(str(point.get('image')))} "
+                   f"({point.get('size', '').replace('x', '×')}); pick that image here to see it on the curves.")
+    show(rows, False, THIS_IMAGE, point if mark else None)
+
+
+def image_set() -> None:
+    pick_col, codec_col = st.columns([5, 6], gap="large")
+    with pick_col:
+        images = pick_set()
+    with codec_col:
+        codecs = pick_codecs()
+    if not images:
+        st.info("Pick at least one sample photo or upload images.", icon=":material/info:")
+        return
+    if not codecs:
+        st.info("Pick at least one codec.", icon=":material/info:")
+        return
+    swept = {name: shrunk(key, pixels) for name, (key, pixels) in images.items()}
+    rows = rd.average(sweep(swept, codecs))
+    st.markdown(f"**{len(images)} images** · each curve is the mean over them at each quality setting")
+    show(rows, True, IMAGE_SET)
+
+
+def kodak() -> None:
+    path = anchors.BENCHMARK_CSV
+    stamp = f"{path.stat().st_mtime_ns}:{path.stat().st_size}" if path.is_file() else ""
+    rows = kodak_rows(str(path), stamp) if stamp else None
+    points = published()
+    names = list(dict.fromkeys(p["codec"] for p in points))
+    chosen = st.multiselect("Published curves", names, default=[n for n in PUBLISHED_DEFAULT if n in names],
+                            key="rd_published",
+                            help="Results others published on Kodak (CompressAI and TensorFlow Compression result "
+                                 "files, papers), drawn dashed. Their sources are listed below the table.")
+    palette = qualitative.Dark24
+    references = [{"codec": n, "colour": palette[i % len(palette)],
+                   "points": [p for p in points if p["codec"] == n]} for i, n in enumerate(chosen)]
+    extra = []
+    published_anchor = [p for p in points if p["codec"] == anchors.PUBLISHED_JPEG]
+    others = [p for p in points if p["codec"] in chosen and p["codec"] != anchors.PUBLISHED_JPEG]
+    if others:
+        for codec, rates in bd_rates(published_anchor + others, anchors.PUBLISHED_JPEG).items():
+            extra.append((f"{codec} (published)", f"{anchors.PUBLISHED_JPEG} (published)", rates, "published"))
+    if rows:
+        averaged = rd.average(rows)
+        images = max(r["images"] for r in averaged)
+        st.markdown(f"**Kodak, {images} images** · our measurements (solid, mean over images per quality) "
+                    "beside published results (dashed)")
+    else:
+        averaged = []
+        st.info("The Kodak benchmark has not been run yet, so only the published curves are shown. "
+                "`python benchmarks/rd_kodak.py` measures every codec on Kodak and its curves appear here.",
+                icon=":material/hourglass_empty:")
+    show(averaged, True, KODAK, references=references, extra_entries=extra)
+    if chosen:
+        with st.expander("Sources of the published curves"):
+            sources = {n: points_source(points, n) for n in chosen}
+            st.table(pd.DataFrame({"Source": list(sources.values())}, index=pd.Index(list(sources), name="Codec")))
+            st.caption("Published numbers are cited as their authors report them (mean RGB PSNR and MS-SSIM "
+                       "over the 24 Kodak images); they were not measured here.")
+
+
+def points_source(points: list[dict], codec: str) -> str:
+    return next(p["source"] for p in points if p["codec"] == codec)
+
+
+def main() -> None:
+    st.title("Rate-distortion")
+    st.caption("How many bits each codec needs for each level of quality: up and to the left is better. "
+               "Every point measured here is a real file, coded, decoded and compared with the original.")
+    scope = st.radio("Scope", SCOPES, key="rd_scope", horizontal=True, persist_state="session",
+                     help="One image (the Compare page's, by default), the mean over several, or the Kodak "
+                          "benchmark beside published results.")
+    try:
+        if scope == THIS_IMAGE:
+            this_image()
+        elif scope == IMAGE_SET:
+            image_set()
+        else:
+            kodak()
+    except MemoryError:
+        st.error("This image is too large to sweep on this machine; try a smaller one.", icon=":material/memory:")
+    except Exception as e:  # noqa: BLE001  (on stage: a message, never a traceback)
+        st.error(f"Could not draw the curves: {md_escape(str(e))}", icon=":material/error:")
+
+
+main()

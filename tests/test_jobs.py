@@ -32,7 +32,9 @@ def jobs_env(tmp_path, monkeypatch, user_weights):
 
 
 def _config(out, **kw) -> jobs.JobConfig:
-    return jobs.JobConfig(**{"base": "tiny-hyper", "out": out, "steps": 10, "crop": 64, "batch_size": 2, **kw})
+    # One thread: on a busy machine, two threads of a tiny model mostly wait for each other.
+    return jobs.JobConfig(**{"base": "tiny-hyper", "out": out, "steps": 10, "crop": 64, "batch_size": 2,
+                             "threads": 1, **kw})
 
 
 def _wait(job, until, timeout=TIMEOUT):
@@ -166,7 +168,7 @@ def test_cli_finetune(tmp_path, user_weights, images):
     folder.mkdir()
     for name, pixels in images.items():
         Image.fromarray(pixels).save(folder / f"{name}.png")
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "AECORE_JOBS_DIR": str(tmp_path / "jobs")}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "AECORE_JOBS_DIR": str(tmp_path / "jobs"), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "aecore", "finetune", "--base", "tiny-hyper", "--images", str(folder),
            "--steps", "3", "--out", "cli-ft", "--crop", "64", "--batch-size", "2"]
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=TIMEOUT)
