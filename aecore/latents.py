@@ -147,14 +147,15 @@ def _bits_map(block_bits: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def channel_grid(maps: np.ndarray, n: int = 16, normalize: bool = True, columns: int | None = None,
-                 min_tile: int = 64, gap: int = 2) -> np.ndarray:
+                 min_tile: int = 64, gap: int = 2, signed: bool | None = None) -> np.ndarray:
     """The first `n` channels of `maps` (C, h, w) side by side: a uint8 grayscale picture.
 
     normalize=True scales each tile by its own largest magnitude (every channel's pattern
-    shows); False uses one scale for all (their relative strength shows). Signed maps put
-    zero at mid-gray; non-negative maps (feature maps after ReLU) run from black. Small
-    tiles are enlarged by a whole factor (nearest neighbour) to at least `min_tile` pixels,
-    so the browser does not blur them; tiles are separated by `gap` white pixels.
+    shows); False uses one scale for all (their relative strength shows). Signed maps
+    (latents) put zero at mid-gray; unsigned ones (feature maps after ReLU) run from black;
+    `signed=None` decides from the values. Small tiles are enlarged by a whole factor
+    (nearest neighbour) to at least `min_tile` pixels, so the browser does not blur them;
+    tiles are separated by `gap` white pixels.
     """
     maps = np.asarray(maps, dtype=np.float32)
     if maps.ndim != 3 or maps.shape[0] == 0:
@@ -163,7 +164,7 @@ def channel_grid(maps: np.ndarray, n: int = 16, normalize: bool = True, columns:
     c, h, w = maps.shape
     cols = columns or int(math.ceil(math.sqrt(c)))
     rows = int(math.ceil(c / cols))
-    signed = bool((maps < 0).any())
+    signed = bool((maps < 0).any()) if signed is None else signed
     mags = np.abs(maps).reshape(c, -1).max(axis=1) if normalize else np.full(c, np.abs(maps).max())
     mags = np.where(mags > 0, mags, 1.0)[:, None, None]
     unit = maps / mags * 0.5 + 0.5 if signed else maps / mags           # 0..1

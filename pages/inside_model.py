@@ -58,15 +58,26 @@ def pictures(run_key: str, _image, _view: dict, n: int, normalize: bool) -> dict
         "overlay": latents.overlay(_image, _view["bits_map"], alpha=0.6, vmax=vmax),
         "vmax": vmax,
         "legend": cmp.error_legend(360, 14),
-        "latents": [latents.channel_grid(lat["values"], n, normalize) for lat in _view["latents"]],
-        "features": [latents.channel_grid(f["values"], n, normalize) for f in _view["features"]],
+        "latents": [latents.channel_grid(lat["values"], n, normalize, min_tile=96, signed=True)
+                    for lat in _view["latents"]],
+        "features": [latents.channel_grid(f["values"], n, normalize, min_tile=96) for f in _view["features"]],
         # before and after side by side on one scale, so the rounding is the only difference
-        "quantization": latents.channel_grid(pair, 2, normalize=False, columns=2, min_tile=200, gap=6),
+        "quantization": latents.channel_grid(pair, 2, normalize=False, columns=2, min_tile=200, gap=6,
+                                             signed=True),
     }
 
 
 def md_escape(text: str) -> str:
     return "".join("\\" + c if c in "\\`*_[]<>|~$" else c for c in text)
+
+
+def follow_compare(key: str, names: list[str]) -> None:
+    """Preselects the Compare page's sample photo in this page's picker whenever it changes there."""
+    current, seen = st.session_state.get("sample"), f"{key}_follows"  # "sample": the Compare page's picker
+    if current in names and st.session_state.get(seen) != current:
+        st.session_state[key] = st.session_state[seen] = current
+    elif st.session_state.get(key) not in names:
+        st.session_state[key] = names[0]
 
 
 def pick_image() -> tuple[str, str, np.ndarray] | None:
@@ -75,9 +86,9 @@ def pick_image() -> tuple[str, str, np.ndarray] | None:
                               help="PNG, JPEG, WebP, TIFF, BMP or GIF.")
     samples = sample_images()
     names = list(samples)
-    current = st.session_state.get("sample")  # the Compare page's sample (kept for the session)
+    follow_compare("inside_sample", names)
     sample = st.selectbox("Or a sample photo", names, key="inside_sample", disabled=upload is not None,
-                          index=names.index(current) if current in names else 0, persist_state="session",
+                          persist_state="session",
                           help="Photos bundled with scikit-image. The Compare page's choice comes first.")
     if upload is None:
         return sample, f"sample:{sample}", samples[sample]

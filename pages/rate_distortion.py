@@ -37,6 +37,9 @@ ANCHOR = "jpeg"
 # (the benchmark sweeps 19): enough points for a smooth curve and a BD-rate, in seconds.
 LEARNED_QUALITIES = rd.DEFAULT_QUALITIES["learned"]
 CLASSICAL_QUALITIES = [5, 10, 20, 30, 40, 50, 60, 70, 80, 90]
+# The rate axis shows up to this many bpp (more if a learned curve goes further): classical
+# codecs at quality 90 reach 3 to 8 bpp, near lossless, and would squeeze the useful range.
+X_LIMIT = 3.0
 # Larger photos are swept on a copy of at most this many pixels: ~60 encodes each.
 MAX_PIXELS = 1_000_000
 # Published curves shown until the user picks others: the classical anchors and the
@@ -45,8 +48,11 @@ PUBLISHED_DEFAULT = ["JPEG (PIL 7.1.2 / libjpeg)", "WebP (PIL 7.1.2)", "bmshj201
                      "mbt2018-mean (CompressAI, mse)", "Theis 2017 compressive autoencoder (ICLR)"]
 # Published names that are our classical codecs, so both share a colour (ours solid, theirs dashed).
 PUBLISHED_KIN = {"JPEG (": "jpeg", "JPEG 4:2:0": "jpeg", "WebP": "webp", "JPEG2000": "jpeg2000", "AV1": "avif"}
+# Published curves that are none of our codecs: colours apart from the D3 palette ours use.
+PUBLISHED_COLOURS = ["#111111", "#E7298A", "#00A6D6", "#B8860B", "#6A3D9A", "#1B9E77", "#A6761D", "#FF7F50"]
 METRIC_WORDS = {"psnr": "PSNR", "ms_ssim_db": "MS-SSIM"}
 NO_OVERLAP = "no overlap"
+NOT_PUBLISHED = "not published"
 
 
 # -- measuring ------------------------------------------------------------------------------
@@ -106,6 +112,15 @@ def md_escape(text: str) -> str:
     return "".join("\\" + c if c in "\\`*_[]<>|~$" else c for c in text)
 
 
+def follow_compare(key: str, names: list[str]) -> None:
+    """Preselects the Compare page's sample photo in this page's picker whenever it changes there."""
+    current, seen = st.session_state.get("sample"), f"{key}_follows"  # "sample": the Compare page's picker
+    if current in names and st.session_state.get(seen) != current:
+        st.session_state[key] = st.session_state[seen] = current
+    elif st.session_state.get(key) not in names:
+        st.session_state[key] = names[0]
+
+
 def pick_image() -> tuple[str, str, object] | None:
     """(name, cache key, pixels) of one image: an upload, or a sample (the Compare page's by default)."""
     upload = st.file_uploader("Your image", type=UPLOAD_TYPES, key="rd_upload",
@@ -113,9 +128,9 @@ def pick_image() -> tuple[str, str, object] | None:
                                    "its operating point here.")
     samples = sample_images()
     names = list(samples)
-    current = st.session_state.get("sample")  # the Compare page's sample (kept for the session)
+    follow_compare("rd_sample", names)
     sample = st.selectbox("Or a sample photo", names, key="rd_sample", disabled=upload is not None,
-                          index=names.index(current) if current in names else 0, persist_state="session",
+                          persist_state="session",
                           help="Photos bundled with scikit-image. The Compare page's choice comes first.")
     if upload is None:
         return sample, f"sample:{sample}", samples[sample]
@@ -185,6 +200,11 @@ def colours(codecs: list[str]) -> dict[str, str]:
     return {c: palette[i % len(palette)] for i, c in enumerate(order)}
 
 
+def published_kin(name: str) -> str | None:
+    """Our codec that a published curve is a measurement of (JPEG, WebP, ...), if any."""
+    return next((ours for prefix, ours in PUBLISHED_KIN.items() if name.startswith(prefix)), None)
+
+
 def finite(values) -> list:
     """Plotly draws None as a gap; infinite PSNR (a lossless point) or NaN MS-SSIM becomes one."""
     return [v if isinstance(v, (int, float)) and math.isfinite(v) else None for v in values]
@@ -213,7 +233,7 @@ def figure(rows: list[dict], averaged: bool, point: dict | None = None,
                 line={"color": colour[codec], "width": 2.5 if codec in learned_names() else 1.8},
                 marker={"size": 6}), row=1, col=col)
     for ref in references or []:
-        kin = next((ours for prefix, ours in PUBLISHED_KIN.items() if ref["codec"].startswith(prefix)), None)
+        kin = published_kin(ref["codec"])
         name = f"{ref['codec']} (published)"
         hover = (f"<b>{ref['codec']}</b> (published)<br>%{{x:.3f}} bpp · %{{y:.2f}} dB<br>"
                  f"{ref['points'][0]['source']}<extra></extra>")
@@ -222,7 +242,8 @@ def figure(rows: list[dict], averaged: bool, point: dict | None = None,
             fig.add_trace(go.Scatter(
                 x=[p["bpp"] for p in ref["points"]], y=values, mode="lines", name=name, legendgroup=name,
                 showlegend=col == 1, hovertemplate=hover, opacity=0.85,
-                line={"dash": "dash", "width": 1.6, "color": colour.get(kin) or ref["colour"]}), row=1, col=col)
+                line={"dash": "dash", "width": 1.6, "color": ref["colour"] or colour.get(kin, "#777777")}),
+                row=1, col=col)
     if point is not None:
         hover = (f"<b>Compare page</b>: {point['label']} at quality {point['quality']:g}<br>"
                  f"{point['bytes']:,} bytes · {point['bpp']:.3f} bpp<br>PSNR {point['psnr']:.2f} dB<br>"
@@ -234,10 +255,23 @@ def figure(rows: list[dict], averaged: bool, point: dict | None = None,
                 marker={"symbol": "star", "size": 17, "color": "#FFD500", "line": {"width": 1.5, "color": "#222"}}),
                 row=1, col=col)
     fig.update_xaxes(title_text="bits per pixel (whole file)", rangemode="tozero")
+    top = x_limit(fig, rows)
+    if top is not None:
+        fig.update_xaxes(range=[0, top])
     fig.update_yaxes(title_text="dB")
     fig.update_layout(height=520, margin={"t": 40, "b": 10, "l": 10, "r": 10}, hovermode="closest",
                       legend={"orientation": "h", "yanchor": "top", "y": -0.14, "xanchor": "left", "x": 0})
     return fig
+
+
+def x_limit(fig: go.Figure, rows: list[dict]) -> float | None:
+    """Where the rate axis stops: at X_LIMIT bpp (or past the learned curves, if they go further)
+    when near-lossless classical points lie beyond, so the range where codecs differ is readable.
+    None: every point fits. The chart's autoscale button still shows them all."""
+    xs = [x for trace in fig.data for x in (trace.x or ()) if x is not None]
+    learned = [r["bpp"] for r in rows if r["codec"] in learned_names()]
+    top = max([X_LIMIT] + [1.15 * b for b in learned])
+    return top if xs and max(xs) > top else None
 
 
 # -- BD-rate --------------------------------------------------------------------------------
@@ -248,51 +282,64 @@ def bd_rates(rows: list[dict], anchor: str) -> dict[str, dict[str, float]]:
     return {codec: {metric: tables[metric][codec] for metric in METRIC_WORDS} for codec in tables["psnr"]}
 
 
-def percent(value: float) -> str:
+def percent(value: float | None) -> str:
+    if value is None:
+        return NOT_PUBLISHED
     return NO_OVERLAP if math.isnan(value) else f"{value:+.1f}%"
 
 
-def words(value: float) -> str:
+def plain(value: float | None):
+    """A CSV cell: the number, or empty where there is none."""
+    return "" if value is None or math.isnan(value) else round(value, 3)
+
+
+def words(value: float, anchor_name: str = "") -> str:
+    """'38% fewer bits than JPEG', '5% more bits', 'about as many bits as JPEG' (no anchor: no comparison)."""
     if abs(value) < 0.5:
-        return "about as many bits"
-    return f"{abs(value):.0f}% {'fewer' if value < 0 else 'more'} bits"
+        return "about as many bits" + (f" as {anchor_name}" if anchor_name else "")
+    than = f" than {anchor_name}" if anchor_name else ""
+    return f"{abs(value):.0f}% {'fewer' if value < 0 else 'more'} bits{than}"
 
 
-def sentence(name: str, rates: dict[str, float], anchor_name: str) -> str:
-    """'hyperprior needs 38% fewer bits than JPEG for the same PSNR, and 41% fewer bits for the same MS-SSIM.'"""
-    known = [(METRIC_WORDS[m], v) for m, v in rates.items() if not math.isnan(v)]
-    missing = [METRIC_WORDS[m] for m, v in rates.items() if math.isnan(v)]
+def sentence(name: str, rates: dict[str, float | None], anchor_name: str) -> str:
+    """'hyperprior needs 38% fewer bits than JPEG for the same PSNR, and 41% fewer bits for the same MS-SSIM.'
+
+    A rate of None is a metric that was not published; NaN, curves that share no range.
+    """
+    known = [(METRIC_WORDS[m], v) for m, v in rates.items() if v is not None and not math.isnan(v)]
+    missing = [METRIC_WORDS[m] for m, v in rates.items() if v is not None and math.isnan(v)]
     if not known:
         return (f"**{md_escape(name)}** and {anchor_name} reach no common quality, so there is no BD-rate: "
                 "their curves do not overlap.")
-    parts = [f"{words(v)} {'than ' + anchor_name + ' ' if i == 0 else ''}for the same {metric}"
-             for i, (metric, v) in enumerate(known)]
+    parts = [f"{words(v, anchor_name if i == 0 else '')} for the same {metric}" for i, (metric, v) in enumerate(known)]
     text = f"**{md_escape(name)}** needs " + ", and ".join(parts) + "."
     if missing:
         text += f" No common range in {' or '.join(missing)}."
     return text
 
 
-def bd_section(entries: list[tuple[str, str, dict[str, float], str]], scope: str, fig: go.Figure) -> None:
+def bd_section(entries: list[tuple[str, str, dict[str, float], str]], scope: str, fig: go.Figure,
+               note: str = "") -> None:
     """The BD-rate table, a sentence per codec and the downloads. entries: (name, anchor name, rates, kind)."""
     st.subheader("BD-rate against JPEG")
     st.caption("Bjøntegaard delta rate: the average difference in bits for the same quality, over the quality "
                "range both curves cover (negative: fewer bits than JPEG). Curves that share no range have no "
-               "BD-rate.")
+               "BD-rate. " + note)
     if not entries:
         st.info("Add JPEG and at least one other codec to compare them.", icon=":material/info:")
     else:
-        table = pd.DataFrame(
-            {"Against": [a for _, a, _, _ in entries],
-             "For the same PSNR": [percent(r["psnr"]) for _, _, r, _ in entries],
-             "For the same MS-SSIM": [percent(r["ms_ssim_db"]) for _, _, r, _ in entries]},
-            index=pd.Index([n for n, _, _, _ in entries], name="Codec"))
+        columns = {"For the same PSNR": [percent(r["psnr"]) for _, _, r, _ in entries],
+                   "For the same MS-SSIM": [percent(r["ms_ssim_db"]) for _, _, r, _ in entries]}
+        anchors_used = [a for _, a, _, _ in entries]
+        if len(set(anchors_used)) > 1:  # ours against our JPEG, published ones against the published JPEG
+            columns = {"Against": anchors_used, **columns}
+        table = pd.DataFrame(columns, index=pd.Index([n for n, _, _, _ in entries], name="Codec"))
         table_col, text_col = st.columns([3, 4], gap="large")
         table_col.table(table)
         with text_col:
             st.markdown("\n".join(f"- {sentence(n, r, a)}" for n, a, r, _ in entries))
     csv_rows = [{"codec": n, "kind": k, "anchor": a, "scope": scope,
-                 "bd_rate_psnr_percent": r["psnr"], "bd_rate_ms_ssim_db_percent": r["ms_ssim_db"]}
+                 "bd_rate_psnr_percent": plain(r["psnr"]), "bd_rate_ms_ssim_db_percent": plain(r["ms_ssim_db"])}
                 for n, a, r, k in entries]
     buf = io.StringIO()
     if csv_rows:
@@ -316,10 +363,14 @@ def our_entries(rows: list[dict]) -> list[tuple[str, str, dict[str, float], str]
 
 # -- scopes ---------------------------------------------------------------------------------
 
-def show(rows: list[dict], averaged: bool, scope: str, point=None, references=None, extra_entries=()) -> None:
+def show(rows: list[dict], averaged: bool, scope: str, point=None, references=None, extra_entries=(),
+         note: str = "") -> None:
     fig = figure(rows, averaged, point, references)
     st.plotly_chart(fig, key="rd_chart", config={"displaylogo": False})
-    bd_section(our_entries(rows) + list(extra_entries), scope, fig)
+    if fig.layout.xaxis.range:  # set only when some points lie beyond it
+        st.caption(f"The rate axis stops at {fig.layout.xaxis.range[1]:.1f} bpp, where the codecs differ; the "
+                   "chart's autoscale button shows every point.")
+    bd_section(our_entries(rows) + list(extra_entries), scope, fig, note)
 
 
 def this_image() -> None:
@@ -379,15 +430,18 @@ def kodak() -> None:
                             key="rd_published",
                             help="Results others published on Kodak (CompressAI and TensorFlow Compression result "
                                  "files, papers), drawn dashed. Their sources are listed below the table.")
-    palette = qualitative.Dark24
-    references = [{"codec": n, "colour": palette[i % len(palette)],
-                   "points": [p for p in points if p["codec"] == n]} for i, n in enumerate(chosen)]
+    unrelated = [n for n in chosen if published_kin(n) is None]  # the others take their codec's colour
+    own = {n: PUBLISHED_COLOURS[i % len(PUBLISHED_COLOURS)] for i, n in enumerate(unrelated)}
+    references = [{"codec": n, "points": [p for p in points if p["codec"] == n], "colour": own.get(n)}
+                  for n in chosen]
     extra = []
     published_anchor = [p for p in points if p["codec"] == anchors.PUBLISHED_JPEG]
     others = [p for p in points if p["codec"] in chosen and p["codec"] != anchors.PUBLISHED_JPEG]
     if others:
         for codec, rates in bd_rates(published_anchor + others, anchors.PUBLISHED_JPEG).items():
-            extra.append((f"{codec} (published)", f"{anchors.PUBLISHED_JPEG} (published)", rates, "published"))
+            if not any(math.isfinite(p["ms_ssim_db"]) for p in others if p["codec"] == codec):
+                rates["ms_ssim_db"] = None  # its authors gave PSNR only
+            extra.append((f"{codec} (published)", "published JPEG", rates, "published"))
     if rows:
         averaged = rd.average(rows)
         images = max(r["images"] for r in averaged)
@@ -398,7 +452,9 @@ def kodak() -> None:
         st.info("The Kodak benchmark has not been run yet, so only the published curves are shown. "
                 "`python benchmarks/rd_kodak.py` measures every codec on Kodak and its curves appear here.",
                 icon=":material/hourglass_empty:")
-    show(averaged, True, KODAK, references=references, extra_entries=extra)
+    show(averaged, True, KODAK, references=references, extra_entries=extra,
+         note="Our codecs are measured against our JPEG (OpenCV's libjpeg-turbo, 4:2:0); published ones against "
+              "the published JPEG (Pillow's libjpeg, from CompressAI's results).")
     if chosen:
         with st.expander("Sources of the published curves"):
             sources = {n: points_source(points, n) for n in chosen}

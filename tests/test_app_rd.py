@@ -110,6 +110,12 @@ def test_this_image_marks_the_compare_pages_point(app):
     assert "Compare page's point" not in {t["name"] for t in traces(at)}
     assert any("pick that image here" in c.value for c in at.caption)
 
+    at.switch_page("pages/compare.py").run()
+    at.selectbox(key="sample").set_value("Astronaut").run()  # a new choice there is followed here
+    at.switch_page(RD_PAGE).run()
+    assert not at.exception and at.selectbox(key="rd_sample").value == "Astronaut"
+    assert "Compare page's point" in {t["name"] for t in traces(at)}
+
 
 def test_this_image_with_an_upload_and_fewer_codecs(app):
     at = open_page(app, RD_PAGE)
@@ -166,6 +172,10 @@ def test_kodak_without_our_benchmark_shows_the_published_curves(app):
     assert shown_table(at) == expected
     assert float(expected["VVC VTM intra (published)"][0].rstrip("%")) < -50  # the state of the art classical
     assert any("CompressAI" in str(t.value) for t in at.table[1:])  # the sources are cited
+
+    at.multiselect(key="rd_published").set_value(chosen + ["mbt2018-mean (paper/TFC)"]).run()
+    assert not at.exception
+    assert shown_table(at)["mbt2018-mean (paper/TFC) (published)"][1] == "not published"  # PSNR only
 
 
 def test_kodak_with_our_benchmark_beside_the_published(app, tmp_path):

@@ -1,8 +1,11 @@
 """End to end in a real browser: `streamlit run` on 127.0.0.1, driven by Debian's Chromium.
 
-Uploads a PNG through the page's file input, waits for the comparison, drags the slider's
-divider inside its iframe and saves a screenshot to tests/artifacts/compare.png.
-Skipped only where `chromium` is not on the PATH (apt-get install -y chromium).
+One server for the module. Compare: uploads a PNG through the page's file input, waits for
+the comparison, drags the slider's divider inside its iframe and saves
+tests/artifacts/compare.png. Rate-distortion and Inside the model: the same picture's curves
+(with the Compare page's point) and latents, saved as tests/artifacts/rate_distortion.png
+and inside_model.png. Skipped only where `chromium` is not on the PATH
+(apt-get install -y chromium).
 """
 import os
 from pathlib import Path
@@ -43,75 +46,153 @@ def wait_healthy(url: str, server: subprocess.Popen, timeout: float = 30) -> Non
     raise TimeoutError(f"{url} did not answer /_stcore/health within {timeout:.0f} s")
 
 
-def test_compare_page_in_chromium(user_weights, tmp_path):
-    chromium = shutil.which("chromium")
-    if chromium is None:
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    path = shutil.which("chromium")
+    if path is None:
         pytest.skip("Chromium is not installed (apt-get install -y chromium); the browser test needs it")
-    from playwright.sync_api import expect, sync_playwright
-
-    from skimage.data import coffee
-    picture = tmp_path / "coffee_cup.png"
-    Image.fromarray(np.ascontiguousarray(coffee()[::2, ::2])).save(picture)  # 300x200
     ARTIFACTS.mkdir(exist_ok=True)
+    return path
 
+
+@pytest.fixture(scope="module")
+def server(chromium, tmp_path_factory):
+    """`streamlit run` with the tiny weights, shared by this module's tests; yields its URL."""
+    from aecore import weights
+    from .conftest import TINY, make_tiny
+
+    folder = tmp_path_factory.mktemp("browser_weights")
+    for name in TINY:
+        weights.save(make_tiny(name), name, folder, {"label": name})
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "AECORE_USER_WEIGHTS": str(user_weights)}
-    log = open(tmp_path / "streamlit.log", "w")
-    server = subprocess.Popen(
+    env = {**os.environ, "AECORE_USER_WEIGHTS": str(folder)}
+    log = open(folder / "streamlit.log", "w")
+    proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless", "true",
          "--server.address", "127.0.0.1", "--server.port", str(port), "--server.fileWatcherType", "none",
          "--browser.gatherUsageStats", "false"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        wait_healthy(url, server)
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
-            try:
-                page = browser.new_page(viewport={"width": 1440, "height": 2700})
-                page.set_default_timeout(45_000)
-                errors, outside = [], []
-                page.on("pageerror", lambda e: errors.append(str(e)))
-                ours = (url, "data:", "blob:", "about:")
-                page.on("request", lambda r: None if r.url.startswith(ours) else outside.append(r.url))
-                page.goto(url)
-                page.locator("input[type=file]").first.wait_for(state="attached")
-                page.locator("input[type=file]").first.set_input_files(str(picture))
-
-                page.get_by_text("coffee_cup.png").first.wait_for()
-                expect(page.get_by_text("PSNR").first).to_be_visible()
-                expect(page.get_by_test_id("stTable")).to_contain_text("PSNR (dB)")
-                slider = page.frame_locator("iframe[title='st.iframe']").locator("#aec-slider")
-                expect(slider).to_contain_text("300×200 px")  # the new picture's slider, not the sample's
-                expect(slider).to_have_attribute("data-pos", "0.5000")
-
-                handle = slider.locator(".aec-divider .aec-handle")
-                box = handle.bounding_box()
-                x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-                page.mouse.move(x, y)
-                page.mouse.down()
-                page.mouse.move(x - 120, y, steps=8)
-                page.mouse.up()
-                pos = float(slider.get_attribute("data-pos"))
-                assert 0.05 < pos < 0.45, pos
-
-                fit = float(slider.get_attribute("data-scale"))
-                slider.locator(".aec-zoom-in").click()
-                assert float(slider.get_attribute("data-scale")) > fit
-                slider.locator(".aec-fit").click()
-                assert float(slider.get_attribute("data-scale")) == fit
-                page.wait_for_timeout(300)  # let the page settle before the picture
-                page.screenshot(path=str(ARTIFACTS / "compare.png"), full_page=True)
-                assert not page.get_by_test_id("stException").count()
-                assert not errors, errors  # the slider's script ran cleanly
-                assert not outside, outside  # everything came from our server: works offline
-            finally:
-                browser.close()
+        wait_healthy(url, proc)
+        yield url
     finally:
-        server.terminate()
+        proc.terminate()
         try:
-            server.wait(timeout=10)
+            proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+            proc.kill()
+            proc.wait()
         log.close()
+
+
+@pytest.fixture
+def picture(tmp_path) -> Path:
+    from skimage.data import coffee
+    path = tmp_path / "coffee_cup.png"
+    Image.fromarray(np.ascontiguousarray(coffee()[::2, ::2])).save(path)  # 300x200
+    return path
+
+
+class Browser:
+    """A fresh Chromium page on the server that records script errors and requests to elsewhere."""
+
+    def __init__(self, playwright, chromium: str, url: str):
+        self.browser = playwright.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+        self.page = self.browser.new_page(viewport={"width": 1440, "height": 2700})
+        self.page.set_default_timeout(45_000)
+        self.errors, self.outside = [], []
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        ours = (url, "data:", "blob:", "about:")
+        self.page.on("request", lambda r: None if r.url.startswith(ours) else self.outside.append(r.url))
+
+    def check_clean(self) -> None:
+        assert not self.page.get_by_test_id("stException").count()
+        assert not self.errors, self.errors  # the pages' scripts ran cleanly
+        assert not self.outside, self.outside  # everything came from our server: works offline
+
+
+def upload_on_compare(page, url: str, picture: Path) -> None:
+    page.goto(url)
+    page.locator("input[type=file]").first.wait_for(state="attached")
+    page.locator("input[type=file]").first.set_input_files(str(picture))
+    page.get_by_text(picture.name).first.wait_for()
+
+
+def test_compare_page_in_chromium(chromium, server, picture):
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        b = Browser(p, chromium, server)
+        page = b.page
+        try:
+            upload_on_compare(page, server, picture)
+            expect(page.get_by_text("PSNR").first).to_be_visible()
+            expect(page.get_by_test_id("stTable")).to_contain_text("PSNR (dB)")
+            slider = page.frame_locator("iframe[title='st.iframe']").locator("#aec-slider")
+            expect(slider).to_contain_text("300×200 px")  # the new picture's slider, not the sample's
+            expect(slider).to_have_attribute("data-pos", "0.5000")
+
+            handle = slider.locator(".aec-divider .aec-handle")
+            box = handle.bounding_box()
+            x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+            page.mouse.move(x, y)
+            page.mouse.down()
+            page.mouse.move(x - 120, y, steps=8)
+            page.mouse.up()
+            pos = float(slider.get_attribute("data-pos"))
+            assert 0.05 < pos < 0.45, pos
+
+            fit = float(slider.get_attribute("data-scale"))
+            slider.locator(".aec-zoom-in").click()
+            assert float(slider.get_attribute("data-scale")) > fit
+            slider.locator(".aec-fit").click()
+            assert float(slider.get_attribute("data-scale")) == fit
+            page.wait_for_timeout(300)  # let the page settle before the picture
+            page.screenshot(path=str(ARTIFACTS / "compare.png"), full_page=True)
+            b.check_clean()
+        finally:
+            b.browser.close()
+
+
+def test_rate_distortion_and_inside_pages_in_chromium(chromium, server, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    from skimage.data import coffee
+    picture = tmp_path / "coffee_cup.png"  # small: the Rate-distortion page codes it about 60 times
+    Image.fromarray(np.ascontiguousarray(coffee()[::4, ::4])).save(picture)  # 150x100
+
+    with sync_playwright() as p:
+        b = Browser(p, chromium, server)
+        page = b.page
+        try:
+            upload_on_compare(page, server, picture)  # sets the operating point for this session
+            slider = page.frame_locator("iframe[title='st.iframe']").locator("#aec-slider")
+            expect(slider).to_contain_text("150×100 px")  # this picture's result is in
+
+            page.set_viewport_size({"width": 1440, "height": 1700})  # Streamlit scrolls inside: fit the page
+            page.get_by_test_id("stSidebarNav").get_by_text("Rate-distortion").click()  # same session
+            expect(page.get_by_role("heading", name="Rate-distortion")).to_be_visible()
+            page.locator("input[type=file]").first.set_input_files(str(picture))
+            page.get_by_text("coffee_cup.png").first.wait_for()
+            expect(page.get_by_text("150×100 px ·").first).to_be_visible(timeout=120_000)  # the sweep
+            chart = page.get_by_test_id("stPlotlyChart").first
+            expect(chart.locator(".legendtext", has_text="Compare page's point")).to_have_count(1)
+            expect(chart.locator(".legendtext", has_text="tiny-hyper")).to_have_count(1)
+            expect(page.get_by_test_id("stTable").first).to_contain_text("no overlap")
+            page.wait_for_timeout(500)  # let the chart's transitions finish
+            page.screenshot(path=str(ARTIFACTS / "rate_distortion.png"), full_page=True)
+            b.check_clean()
+
+            page.set_viewport_size({"width": 1440, "height": 2900})
+            page.get_by_test_id("stSidebarNav").get_by_text("Inside the model").click()
+            expect(page.get_by_role("heading", name="Inside the model")).to_be_visible()
+            page.locator("input[type=file]").first.set_input_files(str(picture))
+            page.get_by_text("coffee_cup.png").first.wait_for()
+            expect(page.get_by_text("Estimated from the model")).to_be_visible()
+            expect(page.get_by_test_id("stPlotlyChart")).to_have_count(2)
+            page.wait_for_timeout(500)
+            page.screenshot(path=str(ARTIFACTS / "inside_model.png"), full_page=True)
+            b.check_clean()
+        finally:
+            b.browser.close()

@@ -82,6 +82,8 @@ def test_channel_grid():
     assert np.ptp(shared[:8, :6]) < np.ptp(each[:8, :6])  # on one scale, the weak first channel is faint
     relu = latents.channel_grid(np.abs(maps), n=1, min_tile=1)
     assert relu.min() < 60  # non-negative maps start at black, not mid-gray
+    silent = latents.channel_grid(np.zeros((2, 4, 4)), n=2, min_tile=1, signed=True)
+    assert set(np.unique(silent)) == {128, 255}  # zero is mid-gray for a latent (255: the gap)
     with pytest.raises(ValueError):
         latents.channel_grid(np.zeros((4, 4)))
 

@@ -46,6 +46,12 @@ class SeedAutoencoder(CompressionModel):
                                  Upsample(), nn.Conv2d(n // 2, 3, 3, padding=1))
         self.gain = self.gain_units(m)
         self.y_density = FactorizedDensity(m)
+        # He initialisation: with PyTorch's default (variance 1/(3 fan_in)) the signal shrinks
+        # at every ReLU layer and this 10-layer plain network barely learns at first.
+        for conv in self.modules():
+            if isinstance(conv, nn.Conv2d):
+                nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
+                nn.init.zeros_(conv.bias)
 
     def forward(self, x: torch.Tensor, quality: torch.Tensor) -> dict:
         q = self.quality_tensor(quality, x.shape[0])
