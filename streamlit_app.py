@@ -13,7 +13,6 @@ from aecore import weights
 from pages import shared
 
 
-
 def _icon():
     """The tab icon, drawn here: a Material icon name would make the browser fetch it from the web."""
     import numpy as np
@@ -28,11 +27,15 @@ def _icon():
 
 st.set_page_config(page_title="aecore: learned image compression", page_icon=_icon(), layout="wide")
 
+# Addresses use dashes, unlike the file names: Streamlit also scans pages/ by file name,
+# and a link or reload of /rate_distortion would run that file alone, without this router.
 PAGES = [
     st.Page("pages/compare.py", title="Compare", icon=":material/compare:", default=True),
-    st.Page("pages/rate_distortion.py", title="Rate-distortion", icon=":material/monitoring:"),
-    st.Page("pages/fine_tune.py", title="Fine-tune", icon=":material/tune:"),
-    st.Page("pages/inside_model.py", title="Inside the model", icon=":material/layers:"),
+    st.Page("pages/rate_distortion.py", title="Rate-distortion", icon=":material/monitoring:",
+            url_path="rate-distortion"),
+    st.Page("pages/fine_tune.py", title="Fine-tune", icon=":material/tune:", url_path="fine-tune"),
+    st.Page("pages/inside_model.py", title="Inside the model", icon=":material/layers:",
+            url_path="inside-model"),
 ]
 
 
