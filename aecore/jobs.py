@@ -292,22 +292,13 @@ def _holdout_count(config: JobConfig, n_images: int) -> int:
 
 # -------------------------------------------------------------------------------------- creating
 
-def reserved_names() -> set[str]:
-    """Names new weights may not take (lower case): shipped weights, the default models'
-    names (shipped or not yet) and classical codecs, which the codec registry finds first."""
-    from .codecs.base import CLASSICAL
-    shipped = {p.stem for p in weights.SHIPPED_DIR.glob("*.json")} | \
-        {p.stem for p in weights.SHIPPED_DIR.glob("*.safetensors")}
-    return {n.lower() for n in shipped | set(CLASSICAL) | {weights.DEFAULT_MODEL, "hyperprior", "seed"}}
-
-
 def check_config(config: JobConfig, n_images: int) -> JobConfig:
     """The config with holdout and quality range resolved; JobError says what is wrong."""
     try:
         weights.check_name(config.out)
     except weights.WeightsError as e:
         raise JobError(f"output name: {e}") from None
-    if config.out.lower() in reserved_names():
+    if config.out.lower() in weights.reserved_names():
         raise JobError(f"{config.out!r} is the name of shipped weights or of a codec; "
                        "choose another name for the new weights")
     if config.out == config.base:

@@ -13,16 +13,18 @@ import os
 from pathlib import Path
 import re
 import tempfile
+import time
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from .models import CompressionModel, ModelConfig, build_model
 
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "weights"
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")  # whole name: fullmatch
 DEFAULT_MODEL = "hyperprior"
+MAX_CARD_BYTES = 1 << 20  # a model card is a few kilobytes of JSON; anything larger is not one
 
 
 class WeightsError(ValueError):
@@ -35,7 +37,7 @@ def user_dir() -> Path:
 
 
 def check_name(name: str) -> str:
-    if not NAME_PATTERN.match(name):
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
         raise WeightsError(f"invalid weights name {name!r}: use letters, digits, '-' and '_' (max 64)")
     return name
 
@@ -125,3 +127,81 @@ def update_card(name: str, fields: dict) -> dict:
     path = available()[name].with_suffix(".json")
     atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(card, indent=2) + "\n"))
     return card
+
+
+def reserved_names() -> set[str]:
+    """Names user weights may not take (lower case): shipped weights, the default models'
+    names (shipped or not yet) and classical codecs, which the codec registry finds first."""
+    from .codecs.base import CLASSICAL  # imported here: the codecs import this module
+    shipped = {p.stem for p in SHIPPED_DIR.glob("*.json")} | {p.stem for p in SHIPPED_DIR.glob("*.safetensors")}
+    return {n.lower() for n in shipped | set(CLASSICAL) | {DEFAULT_MODEL, "hyperprior", "seed"}}
+
+
+def import_weights(safetensors_bytes: bytes, card_bytes: bytes, name: str, overwrite: bool = False) -> dict:
+    """Adds uploaded weights (a safetensors file and its JSON card) to the user weights as NAME.
+
+    Why so careful: the bytes come from a browser. Nothing is unpickled (safetensors holds
+    tensors only), the tensor shapes in the file header are checked against the card's
+    architecture before anything is allocated (built on torch's "meta" device), then the
+    pair is loaded for real by `load_file_pair` in a temporary folder, and the tensors must
+    be finite. Only then are the two files written, atomically, into `user_dir()`: the
+    tensors verbatim (so their hash, and the streams made with them, stay valid), then the
+    card (which makes the pair visible to `available()`). Returns the saved card.
+    """
+    check_name(name)
+    if name.lower() in reserved_names():
+        raise WeightsError(f"{name!r} is the name of shipped weights or of a codec; choose another name")
+    folder = user_dir()
+    if not overwrite and (folder / f"{name}.safetensors").exists():
+        raise WeightsError(f"weights named {name!r} exist already; choose another name")
+    card = _parse_card(card_bytes)
+    try:
+        config = ModelConfig.from_dict(card["config"])
+        with torch.device("meta"):  # shapes only: a card asking for a huge model costs nothing
+            expected = {k: tuple(v.shape) for k, v in build_model(config).state_dict().items()}
+    except Exception as e:  # noqa: BLE001  (any config this version cannot build)
+        raise WeightsError(f"the model card's config does not describe a model this version can build ({e})") from None
+    with tempfile.TemporaryDirectory(prefix="aecore-import-") as tmp:
+        path = Path(tmp) / f"{name}.safetensors"
+        path.write_bytes(safetensors_bytes)
+        path.with_suffix(".json").write_text(json.dumps(card))
+        _check_header(path, expected, config.arch)
+        model, loaded = load_file_pair(path)
+    if not all(torch.isfinite(v).all() for v in model.state_dict().values() if v.is_floating_point()):
+        raise WeightsError("the weights contain NaN or infinite values")
+    original = card.get("name")
+    full = {**card, "name": name, "config": config.to_dict(), "sha256": loaded["sha256"],
+            "parameters": sum(v.numel() for v in model.state_dict().values()),
+            "imported": {"from": original, "at": time.strftime("%Y-%m-%d %H:%M:%S")}}
+    if original != name:
+        full["label"] = f"{name} (imported from {original})" if isinstance(original, str) else name
+    text = json.dumps(full, indent=2) + "\n"
+    atomic_write(folder / f"{name}.safetensors", lambda tmp: Path(tmp).write_bytes(safetensors_bytes))
+    atomic_write(folder / f"{name}.json", lambda tmp: Path(tmp).write_text(text))
+    return json.loads(text)  # the card as saved (JSON lists, not tuples)
+
+
+def _parse_card(card_bytes: bytes) -> dict:
+    if len(card_bytes) > MAX_CARD_BYTES:
+        raise WeightsError(f"the model card is {len(card_bytes):,} bytes; a card is a small JSON file")
+    try:
+        card = json.loads(card_bytes)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise WeightsError(f"the model card is not JSON ({e})") from None
+    if not isinstance(card, dict) or not isinstance(card.get("config"), dict):
+        raise WeightsError("the model card has no 'config' (upload the .json file saved beside the weights)")
+    return card
+
+
+def _check_header(path: Path, expected: dict[str, tuple], arch: str) -> None:
+    """The file's tensor names and shapes, read from its header alone, match the architecture."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except Exception as e:  # noqa: BLE001  (safetensors raises several types for malformed files)
+        raise WeightsError(f"not a safetensors file ({e})") from None
+    if set(shapes) != set(expected):
+        raise WeightsError(f"the tensors do not match the {arch} architecture described by the card")
+    for k, shape in shapes.items():
+        if shape != expected[k]:
+            raise WeightsError(f"{k} has shape {shape}, but the card's {arch} architecture needs {expected[k]}")
