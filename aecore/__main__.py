@@ -264,6 +264,9 @@ def main(argv=None) -> int:
     except FileNotFoundError as e:
         print(f"aecore: {e.filename}: no such file", file=sys.stderr)
         return 2
+    except OSError as e:  # a folder or file the user named cannot be read or written
+        print(f"aecore: {e.filename or ''}: {e.strerror or e}".replace(": : ", ": "), file=sys.stderr)
+        return 2
     except Exception as e:  # an internal error: one line, not a traceback
         if os.environ.get("AECORE_DEBUG"):
             raise

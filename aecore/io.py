@@ -100,6 +100,8 @@ def load_image(source, name: str | None = None, max_pixels: int | None = None) -
     with warnings.catch_warnings():
         # Pillow warns between its own limit and twice it; ours decides instead.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        # A damaged EXIF block costs only the orientation (see _orientation), not a warning.
+        warnings.filterwarnings("ignore", message="(?i).*corrupt exif", category=UserWarning)
         try:
             im = Image.open(fp, formats=_FORMATS)
         except Image.DecompressionBombError as e:

@@ -87,31 +87,53 @@ def read_card(name: str) -> dict:
     path = available().get(check_name(name))
     if path is None:
         raise WeightsError(f"no weights named {name!r}; available: {', '.join(available()) or 'none'}")
-    return json.loads(path.with_suffix(".json").read_text())
+    return _read_card_file(path.with_suffix(".json"))
+
+
+def _read_card_file(path: Path) -> dict:
+    try:
+        return _parse_card(path.read_bytes())
+    except OSError as e:
+        raise WeightsError(f"{path.name}: unreadable model card ({e.strerror or e})") from None
+    except WeightsError as e:
+        raise WeightsError(f"{path.name}: {e}") from None
 
 
 def load_file_pair(path: Path) -> tuple[CompressionModel, dict]:
-    """Builds the model described by PATH's card and loads PATH's tensors, shape-checked."""
+    """Builds the model described by PATH's card and loads PATH's tensors.
+
+    Checked in order, before anything large is allocated: the card is JSON with a config
+    this version can build (shapes computed on torch's "meta" device, so a card asking for
+    a huge model costs nothing), the file's tensor names and shapes (from its header alone)
+    match it; then the tensors are loaded and must be finite.
+    """
     path = Path(path)
+    card = _read_card_file(path.with_suffix(".json"))
     try:
-        card = json.loads(path.with_suffix(".json").read_text())
-        config = ModelConfig.from_dict(card["config"])
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise WeightsError(f"{path.with_suffix('.json').name}: unreadable model card ({e})") from None
-    model = build_model(config)
+        config, expected = _expected_shapes(card)
+    except WeightsError as e:
+        raise WeightsError(f"{path.with_suffix('.json').name}: {e}") from None
+    _check_header(path, expected, config.arch)
     try:
         tensors = load_file(str(path))
     except (OSError, SafetensorError) as e:
         raise WeightsError(f"{path.name}: not a safetensors file ({e})") from None
-    expected = model.state_dict()
-    if set(tensors) != set(expected):
-        raise WeightsError(f"{path.name}: tensors do not match the {config.arch} architecture")
-    for k, v in tensors.items():
-        if v.shape != expected[k].shape:
-            raise WeightsError(f"{path.name}: {k} has shape {tuple(v.shape)}, expected {tuple(expected[k].shape)}")
+    if not all(torch.isfinite(v).all() for v in tensors.values() if v.is_floating_point()):
+        raise WeightsError(f"{path.name}: the weights contain NaN or infinite values")
+    model = build_model(config)
     model.load_state_dict(tensors)
     card["sha256"] = file_hash(path)
     return model.eval(), card
+
+
+def _expected_shapes(card: dict) -> tuple[ModelConfig, dict[str, tuple]]:
+    try:
+        config = ModelConfig.from_dict(card["config"])
+        with torch.device("meta"):  # shapes only: a card asking for a huge model costs nothing
+            expected = {k: tuple(v.shape) for k, v in build_model(config).state_dict().items()}
+    except Exception as e:  # noqa: BLE001  (any config this version cannot build)
+        raise WeightsError(f"the model card's config does not describe a model this version can build ({e})") from None
+    return config, expected
 
 
 def load(name: str) -> tuple[CompressionModel, dict]:
@@ -155,22 +177,13 @@ def import_weights(safetensors_bytes: bytes, card_bytes: bytes, name: str, overw
     if not overwrite and (folder / f"{name}.safetensors").exists():
         raise WeightsError(f"weights named {name!r} exist already; choose another name")
     card = _parse_card(card_bytes)
-    try:
-        config = ModelConfig.from_dict(card["config"])
-        with torch.device("meta"):  # shapes only: a card asking for a huge model costs nothing
-            expected = {k: tuple(v.shape) for k, v in build_model(config).state_dict().items()}
-    except Exception as e:  # noqa: BLE001  (any config this version cannot build)
-        raise WeightsError(f"the model card's config does not describe a model this version can build ({e})") from None
     with tempfile.TemporaryDirectory(prefix="aecore-import-") as tmp:
         path = Path(tmp) / f"{name}.safetensors"
         path.write_bytes(safetensors_bytes)
         path.with_suffix(".json").write_text(json.dumps(card))
-        _check_header(path, expected, config.arch)
         model, loaded = load_file_pair(path)
-    if not all(torch.isfinite(v).all() for v in model.state_dict().values() if v.is_floating_point()):
-        raise WeightsError("the weights contain NaN or infinite values")
     original = card.get("name")
-    full = {**card, "name": name, "config": config.to_dict(), "sha256": loaded["sha256"],
+    full = {**card, "name": name, "config": model.config.to_dict(), "sha256": loaded["sha256"],
             "parameters": sum(v.numel() for v in model.state_dict().values()),
             "imported": {"from": original, "at": time.strftime("%Y-%m-%d %H:%M:%S")}}
     if original != name:
@@ -199,9 +212,10 @@ def _check_header(path: Path, expected: dict[str, tuple], arch: str) -> None:
         with safe_open(str(path), framework="pt") as f:
             shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
     except Exception as e:  # noqa: BLE001  (safetensors raises several types for malformed files)
-        raise WeightsError(f"not a safetensors file ({e})") from None
+        raise WeightsError(f"{path.name}: not a safetensors file ({e})") from None
     if set(shapes) != set(expected):
-        raise WeightsError(f"the tensors do not match the {arch} architecture described by the card")
+        raise WeightsError(f"{path.name}: the tensors do not match the {arch} architecture described by the card")
     for k, shape in shapes.items():
         if shape != expected[k]:
-            raise WeightsError(f"{k} has shape {shape}, but the card's {arch} architecture needs {expected[k]}")
+            raise WeightsError(f"{path.name}: {k} has shape {shape}, but the card's {arch} architecture "
+                               f"needs {expected[k]}")

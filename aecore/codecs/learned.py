@@ -15,6 +15,15 @@ from .. import bitstream, io, weights
 from ..models.base import TILE
 from .base import Codec, CodecError, check_image
 
+# The largest synthesis tile a stream may ask for: a larger one runs the synthesis on more
+# pixels at once (memory grows with the tile's square). Encoders record models.base.TILE;
+# 1024 keeps every stream written so far decodable should TILE shrink.
+MAX_TILE = max(TILE, 1024)
+# Images are coded padded to the model's stride (64 px for the hyperprior), so a very thin
+# image costs far more than its pixels: 1x1,000,000 is coded as 64x1,000,000. The padded
+# area may be at most this many times the pixel limit (a square photo pads by under 2%).
+PADDED_AREA_FACTOR = 2
+
 
 class LearnedCodec(Codec):
     kind = "learned"
@@ -39,6 +48,7 @@ class LearnedCodec(Codec):
 
     def encode(self, image: np.ndarray, quality: float) -> bytes:
         image = check_image(image)
+        self._check_coded_size(image.shape[0], image.shape[1])
         q = bitstream.quantize_quality(self.check_quality(quality))
         x = torch.tensor(io.to_rgb(image)).permute(2, 0, 1)[None].float().div(255)
         sections = self.model.compress(x, q)
@@ -52,6 +62,13 @@ class LearnedCodec(Codec):
         if header.model != self.name or header.weights_hash != self.hash:
             raise CodecError(f"stream was made by weights {header.model!r} ({header.weights_hash.hex()}), "
                              f"not by {self.name!r} ({self.hash.hex()}): decode it with those weights")
+        # Checked before any payload is decoded: a few forged bytes must not buy a large allocation.
+        if header.tile > MAX_TILE:
+            raise bitstream.BitstreamError(f"stream asks for synthesis tiles of {header.tile} pixels, above "
+                                           f"{MAX_TILE} (corrupt stream, or made by a newer aecore)")
+        self._check_coded_size(header.height, header.width)
+        if not all(sections):  # every latent has symbols, and one coded symbol is 4 bytes at least
+            raise bitstream.BitstreamError("stream has an empty payload section (corrupt stream)")
         try:
             x_hat = self.model.decompress(sections, header.height, header.width, header.quality, header.tile)
         except (ValueError, KeyError) as e:
@@ -60,6 +77,17 @@ class LearnedCodec(Codec):
         if header.grayscale:
             return np.round(rgb.mean(axis=2)).astype(np.uint8)
         return np.ascontiguousarray(rgb)
+
+    def _check_coded_size(self, height: int, width: int) -> None:
+        """Refuses shapes whose padded area is far above the pixel limit (see PADDED_AREA_FACTOR)."""
+        s = self.model.stride
+        padded = -(-height // s) * s * (-(-width // s) * s)
+        limit = io.max_pixels_limit()
+        if padded > PADDED_AREA_FACTOR * limit:
+            raise CodecError(f"a {width}x{height} image is coded padded to multiples of {s} pixels, "
+                             f"{padded / 1e6:.1f} megapixels, above {PADDED_AREA_FACTOR}x the "
+                             f"{limit / 1e6:.1f} megapixel limit; crop it to a less extreme shape "
+                             f"or raise {io.MAX_PIXELS_ENV}")
 
 
 def _stamp(path: Path) -> tuple:
