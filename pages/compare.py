@@ -7,7 +7,6 @@ extra_codec, download_aec, download_png, download_jpeg, download_extra.
 """
 from __future__ import annotations
 
-import hashlib
 import math
 from pathlib import Path
 
@@ -16,11 +15,10 @@ import streamlit as st
 
 from aecore import compare as cmp
 from aecore.codecs import classical_names
-from aecore.io import ImageError, LoadedImage, load_image, sample_images, to_png_bytes
+from aecore.io import to_png_bytes
 from aecore.viewer import TOOLBAR_PX, slider_html
 from pages import shared
 
-UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "tif", "tiff", "bmp", "gif"]
 SLIDER_MAX_SIDE = 1600    # the slider's PNGs travel to the browser; 1600 px fills a wide screen
 HEATMAP_MAX_SIDE = 1000   # heatmaps are shown a third of the page wide at most
 SLIDER_WIDTH_GUESS = 980  # the slider's stage width in a wide layout on a 1440 px screen
@@ -28,12 +26,6 @@ MIN_STAGE, MAX_STAGE = 340, 680  # the picture area's height range, in CSS pixel
 MODES = {"Same file size": cmp.SAME_SIZE, "JPEG quality": cmp.JPEG_QUALITY}
 NO_EXTRA = "none"
 WIN_STYLE = "background-color: rgba(33, 195, 84, 0.16); font-weight: 700; color: #177233"
-
-
-@st.cache_data(max_entries=8, show_spinner=False)
-def decode_upload(digest: str, _data: bytes, name: str) -> LoadedImage:
-    """Uploaded bytes to pixels, once per file content (`digest` is the cache key)."""
-    return load_image(_data, name=name)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -64,46 +56,10 @@ def build_views(run_key: str, _comparison: cmp.Comparison, height: int) -> dict:
     }
 
 
-def pick_image() -> tuple[object, str, list[str], str] | None:
-    """(pixels, name, conversion notes, cache key) from the upload or the sample picker; None after an error.
-
-    The cache key is the SHA-256 of the uploaded file (or the sample's name), so nothing
-    has to hash the decoded pixels on every rerun.
-    """
-    upload = st.file_uploader(
-        "Your image", type=UPLOAD_TYPES, key="upload",
-        help="PNG, JPEG, WebP, TIFF, BMP or GIF. Transparency is flattened onto white; the first frame of "
-             "an animation is used.")
-    samples = sample_images()
-    sample = st.selectbox("Or a sample photo", list(samples), key="sample", disabled=upload is not None,
-                          persist_state="session", help="Photos bundled with scikit-image; works offline.")
-    if upload is None:
-        return samples[sample], sample, [], f"sample:{sample}"
-    data = upload.getvalue()
-    digest = hashlib.sha256(data).hexdigest()
-    try:
-        loaded = decode_upload(digest, data, upload.name)
-    except ImageError as e:
-        st.error(f"Cannot use this file. {md_escape(str(e))}.", icon=":material/broken_image:")
-        return None
-    return loaded.pixels, loaded.name, loaded.notes, f"upload:{digest}"
-
-
-@st.cache_data(max_entries=4, show_spinner=False)
-def downscaled(source_key: str, _pixels, max_pixels: int):
-    """The copy of a large photo that is coded by default (resizing 12 MP costs ~0.1 s: once)."""
-    return cmp.shrink_to_pixels(_pixels, max_pixels)
-
-
-def md_escape(text: str) -> str:
-    """Text shown literally in Markdown (file names like `my_photo_*.png`)."""
-    return "".join("\\" + c if c in "\\`*_[]<>|~$" else c for c in text)  # mid-line specials
-
-
 def describe(pixels, name: str) -> str:
     h, w = pixels.shape[:2]
     colour = "grayscale" if pixels.ndim == 2 else "RGB"
-    return f"**{md_escape(name)}** · {w}×{h} px · {w * h / 1e6:.2f} MP · {colour}"
+    return f"**{shared.md_escape(name)}** · {w}×{h} px · {w * h / 1e6:.2f} MP · {colour}"
 
 
 def controls(model: str | None) -> dict:
@@ -272,17 +228,20 @@ def main() -> None:
 
     src_col, ctl_col = st.columns([5, 6], gap="large")
     with src_col:
-        picked = pick_image()
+        picked = shared.pick_image(
+            upload_help="PNG, JPEG, WebP, TIFF, BMP or GIF. Transparency is flattened onto white; the first "
+                        "frame of an animation is used.",
+            sample_help="Photos bundled with scikit-image; works offline.")
         if picked is None:
             return
-        pixels, name, notes, source_key = picked
+        name, source_key, pixels, notes = picked
         st.markdown(describe(pixels, name))
         if notes:
             st.info("Converted while loading: " + "; ".join(notes) + ".", icon=":material/info:")
         coded = pixels
         h, w = pixels.shape[:2]
         if h * w > cmp.LARGE_PIXELS:
-            small = downscaled(source_key, pixels, cmp.LARGE_PIXELS)
+            small = shared.downscaled(source_key, pixels, cmp.LARGE_PIXELS)
             full = st.checkbox(
                 f"Code the full {w}×{h} image", key="full_size", value=False,
                 help=f"Large photos are coded from a {small.shape[1]}×{small.shape[0]} copy by default, so the "
@@ -314,7 +273,7 @@ def main() -> None:
                  icon=":material/memory:")
         return
     except Exception as e:  # noqa: BLE001  (on stage: a message, never a traceback)
-        st.error(f"Could not code this image: {md_escape(str(e))}", icon=":material/error:")
+        st.error(f"Could not code this image: {shared.md_escape(str(e))}", icon=":material/error:")
         return
 
     learned = comp.learned

@@ -16,7 +16,6 @@ ft_open_compare, ft_upload_weights, ft_upload_name, ft_upload_add.
 """
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 
@@ -31,7 +30,6 @@ from aecore import io, jobs, weights
 from aecore.compare import preview
 from pages import shared
 
-UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "tif", "tiff", "bmp", "gif"]
 DEFAULT_STEPS = jobs.JobConfig.steps  # 200: DESIGN.md's target run
 REFRESH_SECONDS = 1.5   # live view of a running job: often enough to look alive, cheap to read
 LEARNING_RATES = [1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3]
@@ -50,11 +48,6 @@ JOB_KEY, FLASH_KEY = "ft_job", "ft_flash"
 
 
 # -- small helpers --------------------------------------------------------------------------
-
-def md_escape(text: str) -> str:
-    """Text shown literally in Markdown (file names like `my_photo_*.png`)."""
-    return "".join("\\" + c if c in "\\`*_[]<>|~$" else c for c in str(text))
-
 
 def duration(seconds: float) -> str:
     """'45 s', '3 min 20 s', '25 min', '1 h 5 min'."""
@@ -131,26 +124,20 @@ def name_problem(name: str, base: str, taken: set[str], field: str = "new weight
     try:
         weights.check_name(name)
     except weights.WeightsError:
-        return f"**{md_escape(name)}** cannot be a weights name: use {NAME_RULE}."
+        return f"**{shared.md_escape(name)}** cannot be a weights name: use {NAME_RULE}."
     if name.lower() in weights.reserved_names():
-        return (f"**{md_escape(name)}** is the name of shipped weights or of a codec; "
+        return (f"**{shared.md_escape(name)}** is the name of shipped weights or of a codec; "
                 "choose another name.")
     if name == base:
         return f"The {field} need a name other than the base model's."
     if name.lower() in {n.lower() for n in weights.available()}:
-        return f"Weights named **{md_escape(name)}** exist already; choose another name."
+        return f"Weights named **{shared.md_escape(name)}** exist already; choose another name."
     if name.lower() in taken:
-        return f"A running or queued job is already making **{md_escape(name)}**; choose another name."
+        return f"A running or queued job is already making **{shared.md_escape(name)}**; choose another name."
     return None
 
 
 # -- the new job form -----------------------------------------------------------------------
-
-@st.cache_data(max_entries=64, show_spinner=False)
-def decode_upload(digest: str, _data: bytes, name: str) -> io.LoadedImage:
-    """Uploaded bytes to pixels, once per file content (`digest` is the cache key)."""
-    return io.load_image(_data, name=name)
-
 
 @st.cache_data(max_entries=256, show_spinner=False)
 def thumbnail(key: str, _pixels: np.ndarray) -> np.ndarray:
@@ -165,29 +152,18 @@ def pick_images() -> dict[str, np.ndarray]:
     """{name: pixels}: the uploaded images, or the built-in sample photos (shown as thumbnails)."""
     use_samples = bool(st.session_state.get("ft_use_samples", False))
     files = st.file_uploader(
-        "Your images", type=UPLOAD_TYPES, accept_multiple_files=True, key="ft_files", disabled=use_samples,
+        "Your images", type=shared.UPLOAD_TYPES, accept_multiple_files=True, key="ft_files", disabled=use_samples,
         help=f"Photos of the kind you want to compress better: up to {jobs.max_images()}. "
              "A few are held out to measure the result; the rest are trained on (random crops).")
     samples = io.sample_images()
     st.checkbox(f"Use the {len(samples)} sample photos", key="ft_use_samples", persist_state="session",
                 help="Instead of uploads: the photos bundled with scikit-image, a quick way to try fine-tuning.")
-    picked: dict[str, np.ndarray] = {}
-    keys: dict[str, str] = {}
     if use_samples:
-        picked = dict(samples)
-        keys = {name: f"sample:{name}" for name in picked}
-    for f in [] if use_samples else files or []:
-        data = f.getvalue()
-        digest = hashlib.sha256(data).hexdigest()
-        try:
-            loaded = decode_upload(digest, data, f.name)
-        except io.ImageError as e:
-            st.warning(f"Left out: {md_escape(str(e))}.", icon=":material/broken_image:")
-            continue
-        name, i = loaded.name, 2
-        while name in picked:
-            name, i = f"{loaded.name} ({i})", i + 1
-        picked[name], keys[name] = loaded.pixels, f"upload:{digest}"
+        found = {name: (f"sample:{name}", pixels) for name, pixels in samples.items()}
+    else:
+        found = shared.read_uploads(files)
+    picked = {name: pixels for name, (_, pixels) in found.items()}
+    keys = {name: key for name, (key, _) in found.items()}
     if picked:
         names = list(picked)[:MAX_THUMBS]
         st.image([thumbnail(keys[n], picked[n]) for n in names], width=THUMB_PX)
@@ -295,10 +271,10 @@ def start_job(config: jobs.JobConfig, images: dict[str, np.ndarray]) -> None:
         with st.spinner("Preparing the job: saving the images..."):
             job = jobs.start(jobs.create_job(config, images))
     except (jobs.JobError, io.ImageError, weights.WeightsError) as e:
-        st.error(f"Could not start: {md_escape(str(e))}.", icon=":material/error:")
+        st.error(f"Could not start: {shared.md_escape(str(e))}.", icon=":material/error:")
         return
     except OSError as e:
-        st.error(f"Could not save the job ({md_escape(str(e))}); is the disk full?", icon=":material/error:")
+        st.error(f"Could not save the job ({shared.md_escape(str(e))}); is the disk full?", icon=":material/error:")
         return
     st.session_state[JOB_KEY] = job.id
     st.session_state["ft_rename"] = True  # the next job gets a fresh name suggestion
@@ -326,7 +302,7 @@ def new_job_form(models: dict[str, str], all_jobs: list[jobs.Job]) -> None:
             except jobs.JobError as e:
                 problem = str(e)
                 if not form["name_problem"]:
-                    st.error(f"{md_escape(problem[0].upper() + problem[1:])}.", icon=":material/error:")
+                    st.error(f"{shared.md_escape(problem[0].upper() + problem[1:])}.", icon=":material/error:")
             seconds, how = estimate(config, images)
             wait = queue_wait(all_jobs)
             later = (f" It starts when the running job ends, in about {duration(wait)}." if wait else "")
@@ -394,7 +370,7 @@ def rd_figure(result: dict) -> go.Figure:
 
 def verdict(result: dict) -> str:
     n = len(result.get("holdout_images") or [])
-    new, base, bd = md_escape(result["weights"]), md_escape(result["base"]), result.get("bd_rate")
+    new, base, bd = shared.md_escape(result["weights"]), shared.md_escape(result["base"]), result.get("bd_rate")
     where = f"on the {n} hold-out image{'s' * (n != 1)}"
     if bd is None or not math.isfinite(bd):
         return (f"The curves of **{new}** and **{base}** reach no common PSNR {where}, so there is no BD-rate; "
@@ -458,9 +434,9 @@ def result_view(job: jobs.Job) -> None:
 def weights_download(name: str) -> None:
     path = weights.available().get(name)
     if path is None or not path.with_suffix(".json").exists():
-        st.warning(f"The weights **{md_escape(name)}** are no longer installed.", icon=":material/warning:")
+        st.warning(f"The weights **{shared.md_escape(name)}** are no longer installed.", icon=":material/warning:")
         return
-    st.caption(f"**{md_escape(name)}** is in the model picker of every page, and the command line codes with it "
+    st.caption(f"**{shared.md_escape(name)}** is in the model picker of every page, and the command line codes with it "
                f"(`python -m aecore compress --codec {name} in.png out.aec`). Download both files to keep or share "
                "them; add them back below.")
     a, b, c, _ = st.columns([1, 1, 1, 1])
@@ -501,7 +477,7 @@ def progress_view(job: jobs.Job, p: dict) -> None:
                   args=("cancel", job.id),
                   help="Stops after saving a checkpoint; resume continues exactly from there.")
     elif state == "failed":
-        st.error(f"This job failed: {md_escape(p.get('error') or 'no reason was recorded')}. Resume it below: "
+        st.error(f"This job failed: {shared.md_escape(p.get('error') or 'no reason was recorded')}. Resume it below: "
                  f"training continues from its last checkpoint (step {p['step']}).", icon=":material/error:")
     elif state == "cancelled":
         st.warning(f"Cancelled at step {p['step']} of {p['total']}. Resume it below: training continues from "
@@ -515,7 +491,7 @@ def job_view(job: jobs.Job) -> None:
     title.subheader(cfg.out)
     with state_col:
         badge(p["state"])
-    facts = [f"from **{md_escape(cfg.base)}**", f"{cfg.steps} steps",
+    facts = [f"from **{shared.md_escape(cfg.base)}**", f"{cfg.steps} steps",
              f"{len(job.train_images)} training + {len(job.holdout_images)} hold-out images",
              f"qualities {cfg.quality_min}–{cfg.quality_max}", f"learning rate {lr_text(cfg.lr)}",
              f"created {when(job.status.get('created'))}"]
@@ -552,9 +528,9 @@ def _act(action: str, job_id: str) -> None:
             if st.session_state.get(JOB_KEY) == job_id:
                 st.session_state.pop(JOB_KEY)
     except jobs.JobError as e:
-        st.session_state[FLASH_KEY] = f"Could not {action} the job: {md_escape(str(e))}."
+        st.session_state[FLASH_KEY] = f"Could not {action} the job: {shared.md_escape(str(e))}."
     except OSError as e:
-        st.session_state[FLASH_KEY] = f"Could not {action} the job ({md_escape(str(e))})."
+        st.session_state[FLASH_KEY] = f"Could not {action} the job ({shared.md_escape(str(e))})."
 
 
 def job_list(all_jobs: list[jobs.Job], shown: str | None) -> None:
@@ -566,7 +542,7 @@ def job_list(all_jobs: list[jobs.Job], shown: str | None) -> None:
         p_step = (job.log() or [{"step": 0}])[-1]["step"] if job.state != "queued" else 0
         name_col, state_col, step_col, time_col, show_col, resume_col, delete_col = st.columns(
             [4, 2, 2, 2, 1.3, 1.4, 1.3], vertical_alignment="center")
-        name_col.markdown(f"**{md_escape(job.config.out)}** · from {md_escape(job.config.base)}")
+        name_col.markdown(f"**{shared.md_escape(job.config.out)}** · from {shared.md_escape(job.config.base)}")
         with state_col:
             badge(job.state)
         step_col.caption(f"{p_step} / {job.config.steps} steps")
@@ -600,7 +576,7 @@ def jobs_section(active_ids: frozenset) -> None:
         try:
             job_view(by_id[shown])
         except Exception as e:  # noqa: BLE001  (a damaged job folder: a message, never a traceback)
-            st.error(f"Cannot show job {md_escape(shown)}: {md_escape(str(e))}. Its folder may be damaged; "
+            st.error(f"Cannot show job {shared.md_escape(shown)}: {shared.md_escape(str(e))}. Its folder may be damaged; "
                      "delete it below.", icon=":material/error:")
     job_list(all_jobs, shown)
 
@@ -626,7 +602,7 @@ def upload_weights(taken: set[str]) -> None:
                 stem if weights.NAME_PATTERN.fullmatch(stem[:56]) else "imported", taken)
         done = st.session_state.get("ft_upload_done")
         if done:
-            st.success(f"Added **{md_escape(done)}**: it is in the model picker of every page.",
+            st.success(f"Added **{shared.md_escape(done)}**: it is in the model picker of every page.",
                        icon=":material/check_circle:")
             return
         if len(tensors) != 1 or len(cards) != 1:
@@ -641,10 +617,10 @@ def upload_weights(taken: set[str]) -> None:
             try:
                 weights.import_weights(tensors[0].getvalue(), cards[0].getvalue(), name)
             except weights.WeightsError as e:
-                st.error(f"These files cannot be used: {md_escape(str(e))}.", icon=":material/error:")
+                st.error(f"These files cannot be used: {shared.md_escape(str(e))}.", icon=":material/error:")
                 return
             except OSError as e:
-                st.error(f"Could not save the weights ({md_escape(str(e))}).", icon=":material/error:")
+                st.error(f"Could not save the weights ({shared.md_escape(str(e))}).", icon=":material/error:")
                 return
             st.session_state["ft_upload_done"] = name
             st.rerun()  # the sidebar was drawn before: show the new weights there
@@ -658,7 +634,7 @@ def main() -> None:
     try:
         all_jobs = jobs.list_jobs()
     except OSError as e:
-        st.error(f"Cannot read the jobs folder ({md_escape(str(e))}).", icon=":material/error:")
+        st.error(f"Cannot read the jobs folder ({shared.md_escape(str(e))}).", icon=":material/error:")
         return
     if models:
         new_job_form(models, all_jobs)

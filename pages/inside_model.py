@@ -8,7 +8,6 @@ inside_normalize.
 """
 from __future__ import annotations
 
-import hashlib
 
 import numpy as np
 import plotly.graph_objects as go
@@ -16,10 +15,8 @@ import streamlit as st
 
 from aecore import compare as cmp
 from aecore import latents
-from aecore.io import ImageError, LoadedImage, load_image, sample_images
 from pages import shared
 
-UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "tif", "tiff", "bmp", "gif"]
 # Larger photos are analysed on a copy at most this wide or tall: the maps stay readable and the
 # encoder runs in one piece (no tiles), so the seed model's pooling stages can be shown.
 MAX_SIDE = 768
@@ -29,11 +26,6 @@ RESOLUTION_WORDS = {
     "z": "the hyperprior's side information, one value per 64×64 pixels: it tells the decoder how "
          "spread out each value of y is, so y costs fewer bits",
 }
-
-
-@st.cache_data(max_entries=8, show_spinner=False)
-def decode_upload(digest: str, _data: bytes, name: str) -> LoadedImage:
-    return load_image(_data, name=name)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -65,41 +57,6 @@ def pictures(run_key: str, _image, _view: dict, n: int, normalize: bool) -> dict
         "quantization": latents.channel_grid(pair, 2, normalize=False, columns=2, min_tile=200, gap=6,
                                              signed=True),
     }
-
-
-def md_escape(text: str) -> str:
-    return "".join("\\" + c if c in "\\`*_[]<>|~$" else c for c in text)
-
-
-def follow_compare(key: str, names: list[str]) -> None:
-    """Preselects the Compare page's sample photo in this page's picker whenever it changes there."""
-    current, seen = st.session_state.get("sample"), f"{key}_follows"  # "sample": the Compare page's picker
-    if current in names and st.session_state.get(seen) != current:
-        st.session_state[key] = st.session_state[seen] = current
-    elif st.session_state.get(key) not in names:
-        st.session_state[key] = names[0]
-
-
-def pick_image() -> tuple[str, str, np.ndarray] | None:
-    """(name, cache key, pixels): an upload, or a sample (the Compare page's by default)."""
-    upload = st.file_uploader("Your image", type=UPLOAD_TYPES, key="inside_upload",
-                              help="PNG, JPEG, WebP, TIFF, BMP or GIF.")
-    samples = sample_images()
-    names = list(samples)
-    follow_compare("inside_sample", names)
-    sample = st.selectbox("Or a sample photo", names, key="inside_sample", disabled=upload is not None,
-                          persist_state="session",
-                          help="Photos bundled with scikit-image. The Compare page's choice comes first.")
-    if upload is None:
-        return sample, f"sample:{sample}", samples[sample]
-    data = upload.getvalue()
-    digest = hashlib.sha256(data).hexdigest()
-    try:
-        loaded = decode_upload(digest, data, upload.name)
-    except ImageError as e:
-        st.error(f"Cannot use this file. {md_escape(str(e))}.", icon=":material/broken_image:")
-        return None
-    return loaded.name, f"upload:{digest}", loaded.pixels
 
 
 def controls(model: str) -> tuple[float, int, bool]:
@@ -136,7 +93,7 @@ def where_the_bits_go(name: str, image, view: dict, pics: dict, real_bytes: int)
     c.metric("Spent on y", f"{y_share:.0f}%", help="The rest is side information (the hyperprior's z)."
              if len(view["latents"]) > 1 else "The seed model codes y alone.")
     photo_col, heat_col = st.columns(2)
-    photo_col.image(image, caption=f"{md_escape(name)} · {w}×{h} px", width="stretch")
+    photo_col.image(image, caption=f"{shared.md_escape(name)} · {w}×{h} px", width="stretch")
     heat_col.image(pics["overlay"], caption="Estimated bits per pixel over the photo (shown in gray)",
                    width="stretch")
     legend_col, text_col = st.columns([1, 2])
@@ -230,13 +187,13 @@ def main() -> None:
         return
     pick_col, ctl_col = st.columns([5, 6], gap="large")
     with pick_col:
-        picked = pick_image()
+        picked = shared.pick_image("inside_")
     if picked is None:
         return
-    name, key, pixels = picked
+    name, key, pixels, _ = picked
     with ctl_col:
         with st.container(border=True):
-            st.markdown(f"**{md_escape(shared.codec(model).label)}** (change the model in the sidebar)")
+            st.markdown(f"**{shared.md_escape(shared.codec(model).label)}** (change the model in the sidebar)")
             quality, n, normalize = controls(model)
     image = cmp.preview(pixels, MAX_SIDE)
     if image is not pixels:
@@ -250,7 +207,7 @@ def main() -> None:
             real = file_size(image_key, image, model, stamp, quality)
             pics = pictures(f"{image_key}|{model}|{stamp}|{quality}", image, view, n, normalize)
     except Exception as e:  # noqa: BLE001  (on stage: a message, never a traceback)
-        st.error(f"Could not analyse this image: {md_escape(str(e))}", icon=":material/error:")
+        st.error(f"Could not analyse this image: {shared.md_escape(str(e))}", icon=":material/error:")
         return
 
     st.divider()

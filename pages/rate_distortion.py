@@ -12,7 +12,6 @@ rd_files, rd_published, rd_download_csv, rd_download_html.
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import math
 
@@ -23,15 +22,13 @@ from plotly.subplots import make_subplots
 import streamlit as st
 
 from aecore import anchors, rd
-from aecore import compare as cmp
 from aecore.codecs import classical_names, learned_names
-from aecore.io import ImageError, LoadedImage, load_image, sample_images
+from aecore.io import sample_images
 from aecore.metrics import ms_ssim_db
 from pages import shared
 
 THIS_IMAGE, IMAGE_SET, KODAK = "This image", "A set of images", "Kodak benchmark"
 SCOPES = [THIS_IMAGE, IMAGE_SET, KODAK]
-UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "tif", "tiff", "bmp", "gif"]
 ANCHOR = "jpeg"
 # The interactive sweep: the learned models' 8 trained levels, and 10 classical qualities
 # (the benchmark sweeps 19): enough points for a smooth curve and a BD-rate, in seconds.
@@ -56,17 +53,6 @@ NOT_PUBLISHED = "not published"
 
 
 # -- measuring ------------------------------------------------------------------------------
-
-@st.cache_data(max_entries=8, show_spinner=False)
-def decode_upload(digest: str, _data: bytes, name: str) -> LoadedImage:
-    """Uploaded bytes to pixels, once per file content (`digest` is the cache key)."""
-    return load_image(_data, name=name)
-
-
-@st.cache_data(max_entries=32, show_spinner=False)
-def downscaled(source_key: str, _pixels, max_pixels: int):
-    return cmp.shrink_to_pixels(_pixels, max_pixels)
-
 
 @st.cache_data(max_entries=20_000, show_spinner=False)
 def measure(image_key: str, _image, codec: str, stamp: str, quality: float) -> dict:
@@ -108,45 +94,9 @@ def published() -> list[dict]:
 
 # -- picking images -------------------------------------------------------------------------
 
-def md_escape(text: str) -> str:
-    return "".join("\\" + c if c in "\\`*_[]<>|~$" else c for c in text)
-
-
-def follow_compare(key: str, names: list[str]) -> None:
-    """Preselects the Compare page's sample photo in this page's picker whenever it changes there."""
-    current, seen = st.session_state.get("sample"), f"{key}_follows"  # "sample": the Compare page's picker
-    if current in names and st.session_state.get(seen) != current:
-        st.session_state[key] = st.session_state[seen] = current
-    elif st.session_state.get(key) not in names:
-        st.session_state[key] = names[0]
-
-
-def pick_image() -> tuple[str, str, object] | None:
-    """(name, cache key, pixels) of one image: an upload, or a sample (the Compare page's by default)."""
-    upload = st.file_uploader("Your image", type=UPLOAD_TYPES, key="rd_upload",
-                              help="PNG, JPEG, WebP, TIFF, BMP or GIF. Upload the Compare page's image to see "
-                                   "its operating point here.")
-    samples = sample_images()
-    names = list(samples)
-    follow_compare("rd_sample", names)
-    sample = st.selectbox("Or a sample photo", names, key="rd_sample", disabled=upload is not None,
-                          persist_state="session",
-                          help="Photos bundled with scikit-image. The Compare page's choice comes first.")
-    if upload is None:
-        return sample, f"sample:{sample}", samples[sample]
-    data = upload.getvalue()
-    digest = hashlib.sha256(data).hexdigest()
-    try:
-        loaded = decode_upload(digest, data, upload.name)
-    except ImageError as e:
-        st.error(f"Cannot use this file. {md_escape(str(e))}.", icon=":material/broken_image:")
-        return None
-    return loaded.name, f"upload:{digest}", loaded.pixels
-
-
 def pick_set() -> dict[str, tuple[str, object]]:
     """{name: (cache key, pixels)}: uploaded files, or the chosen sample photos."""
-    files = st.file_uploader("Your images", type=UPLOAD_TYPES, accept_multiple_files=True, key="rd_files",
+    files = st.file_uploader("Your images", type=shared.UPLOAD_TYPES, accept_multiple_files=True, key="rd_files",
                              help="Several files: the curves are the mean over them at each quality, "
                                   "the way benchmarks report a set.")
     samples = sample_images()
@@ -154,25 +104,12 @@ def pick_set() -> dict[str, tuple[str, object]]:
                             disabled=bool(files), help="Photos bundled with scikit-image.")
     if not files:
         return {name: (f"sample:{name}", samples[name]) for name in chosen}
-    picked = {}
-    for f in files:
-        data = f.getvalue()
-        digest = hashlib.sha256(data).hexdigest()
-        try:
-            loaded = decode_upload(digest, data, f.name)
-        except ImageError as e:
-            st.warning(f"Left out: {md_escape(str(e))}.", icon=":material/broken_image:")
-            continue
-        name = loaded.name
-        while name in picked:
-            name += " "
-        picked[name] = (f"upload:{digest}", loaded.pixels)
-    return picked
+    return shared.read_uploads(files)
 
 
 def shrunk(key: str, pixels) -> tuple[str, object]:
     """The copy that is swept (at most MAX_PIXELS) and its cache key."""
-    small = downscaled(key, pixels, MAX_PIXELS) if pixels.shape[0] * pixels.shape[1] > MAX_PIXELS else pixels
+    small = shared.downscaled(key, pixels, MAX_PIXELS) if pixels.shape[0] * pixels.shape[1] > MAX_PIXELS else pixels
     return f"{key}|{small.shape}", small
 
 
@@ -309,10 +246,10 @@ def sentence(name: str, rates: dict[str, float | None], anchor_name: str) -> str
     known = [(METRIC_WORDS[m], v) for m, v in rates.items() if v is not None and not math.isnan(v)]
     missing = [METRIC_WORDS[m] for m, v in rates.items() if v is not None and math.isnan(v)]
     if not known:
-        return (f"**{md_escape(name)}** and {anchor_name} reach no common quality, so there is no BD-rate: "
+        return (f"**{shared.md_escape(name)}** and {anchor_name} reach no common quality, so there is no BD-rate: "
                 "their curves do not overlap.")
     parts = [f"{words(v, anchor_name if i == 0 else '')} for the same {metric}" for i, (metric, v) in enumerate(known)]
-    text = f"**{md_escape(name)}** needs " + ", and ".join(parts) + "."
+    text = f"**{shared.md_escape(name)}** needs " + ", and ".join(parts) + "."
     if missing:
         text += f" No common range in {' or '.join(missing)}."
     return text
@@ -376,12 +313,13 @@ def show(rows: list[dict], averaged: bool, scope: str, point=None, references=No
 def this_image() -> None:
     pick_col, codec_col = st.columns([5, 6], gap="large")
     with pick_col:
-        picked = pick_image()
+        picked = shared.pick_image("rd_", upload_help="PNG, JPEG, WebP, TIFF, BMP or GIF. Upload the Compare "
+                                                      "page's image to see its operating point here.")
     with codec_col:
         codecs = pick_codecs()
     if picked is None:
         return
-    name, key, pixels = picked
+    name, key, pixels, _ = picked
     key, coded = shrunk(key, pixels)
     h, w = coded.shape[:2]
     note = "" if coded is pixels else f" (a {w}×{h} copy of the {pixels.shape[1]}×{pixels.shape[0]} original)"
@@ -392,12 +330,12 @@ def this_image() -> None:
     point = st.session_state.get(shared.OPERATING_POINT_KEY)
     mark = (point is not None and point.get("image") == name and point.get("size") == f"{w}x{h}"
             and point.get("codec") in codecs)
-    st.markdown(f"**{md_escape(name)}**{note} · {w}×{h} px · {len(rows)} points")
+    st.markdown(f"**{shared.md_escape(name)}**{note} · {w}×{h} px · {len(rows)} points")
     if mark:
-        st.caption(f"The star is the Compare page's result: {md_escape(point['label'])} at quality "
+        st.caption(f"The star is the Compare page's result: {shared.md_escape(point['label'])} at quality "
                    f"{point['quality']:g}, {point['bpp']:.3f} bpp.")
     elif point is not None:
-        st.caption(f"The Compare page's result is for {md_escape(str(point.get('image')))} "
+        st.caption(f"The Compare page's result is for {shared.md_escape(str(point.get('image')))} "
                    f"({point.get('size', '').replace('x', '×')}); pick that image here to see it on the curves.")
     show(rows, False, THIS_IMAGE, point if mark else None)
 
@@ -484,7 +422,7 @@ def main() -> None:
     except MemoryError:
         st.error("This image is too large to sweep on this machine; try a smaller one.", icon=":material/memory:")
     except Exception as e:  # noqa: BLE001  (on stage: a message, never a traceback)
-        st.error(f"Could not draw the curves: {md_escape(str(e))}", icon=":material/error:")
+        st.error(f"Could not draw the curves: {shared.md_escape(str(e))}", icon=":material/error:")
 
 
 main()

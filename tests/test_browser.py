@@ -101,6 +101,8 @@ class Browser:
         self.browser = playwright.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
         self.page = self.browser.new_page(viewport={"width": 1440, "height": 2700})
         self.page.set_default_timeout(45_000)
+        from playwright.sync_api import expect
+        expect.set_options(timeout=45_000)  # assertions wait as long as actions: CI machines are slow
         self.errors, self.outside = [], []
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
         ours = (url, "data:", "blob:", "about:")
