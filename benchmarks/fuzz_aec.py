@@ -26,14 +26,14 @@ import os
 from pathlib import Path
 import re
 import shutil
-import struct
 import sys
 import tempfile
 import time
-import zlib
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from tests.test_fuzz import raw_stream  # noqa: E402  (the .aec layout, any field value, valid CRC)
 KINDS = ("random", "magic+random", "cut", "flip", "header", "payload")
 
 
@@ -63,18 +63,6 @@ def images():
     from aecore.io import sample_images
     photo = sample_images()["Astronaut"]
     return [np.ascontiguousarray(photo[100:164, 160:248]), np.ascontiguousarray(photo[:37, :53, 1])]
-
-
-def raw_stream(name: bytes, weights_hash: bytes, height: int, width: int, quality: int, tile: int,
-               sections: list[bytes], version: int = 1, flags: int = 0, count=None, lengths=None) -> bytes:
-    """The .aec layout field by field (see aecore.bitstream), any value allowed, valid CRC."""
-    from aecore.bitstream import MAGIC
-    lengths = [len(s) for s in sections] if lengths is None else lengths
-    body = b"".join([
-        MAGIC, struct.pack("<BBB", version, flags, len(name)), name, weights_hash,
-        struct.pack("<IIHHB", height, width, quality, tile, len(lengths) if count is None else count),
-        struct.pack(f"<{len(lengths)}I", *lengths), *sections])
-    return body + struct.pack("<I", zlib.crc32(body))
 
 
 class Cases:

@@ -7,6 +7,7 @@ tests/artifacts/compare.png. Rate-distortion and Inside the model: the same pict
 and inside_model.png. Skipped only where `chromium` is not on the PATH
 (apt-get install -y chromium).
 """
+import contextlib
 import os
 from pathlib import Path
 import shutil
@@ -55,18 +56,12 @@ def chromium() -> str:
     return path
 
 
-@pytest.fixture(scope="module")
-def server(chromium, tmp_path_factory):
-    """`streamlit run` with the tiny weights, shared by this module's tests; yields its URL."""
-    from aecore import weights
-    from .conftest import TINY, make_tiny
-
-    folder = tmp_path_factory.mktemp("browser_weights")
-    for name in TINY:
-        weights.save(make_tiny(name), name, folder, {"label": name})
+@contextlib.contextmanager
+def streamlit_server(folder: Path, **env_extra: str):
+    """`streamlit run` on a free local port with FOLDER as user weights; yields (url, process)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "AECORE_USER_WEIGHTS": str(folder)}
+    env = {**os.environ, "AECORE_USER_WEIGHTS": str(folder), **env_extra}
     log = open(folder / "streamlit.log", "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless", "true",
@@ -75,7 +70,7 @@ def server(chromium, tmp_path_factory):
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_healthy(url, proc)
-        yield url
+        yield url, proc
     finally:
         proc.terminate()
         try:
@@ -84,6 +79,22 @@ def server(chromium, tmp_path_factory):
             proc.kill()
             proc.wait()
         log.close()
+
+
+def tiny_weights_folder(folder: Path) -> Path:
+    from aecore import weights
+    from .conftest import TINY, make_tiny
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in TINY:
+        weights.save(make_tiny(name), name, folder, {"label": name})
+    return folder
+
+
+@pytest.fixture(scope="module")
+def server(chromium, tmp_path_factory):
+    """`streamlit run` with the tiny weights, shared by this module's tests; yields its URL."""
+    with streamlit_server(tiny_weights_folder(tmp_path_factory.mktemp("browser_weights"))) as (url, _):
+        yield url
 
 
 @pytest.fixture
