@@ -21,6 +21,13 @@ def make_tiny(name: str, seed: int = 0):
     return model.eval()
 
 
+@pytest.fixture(autouse=True)
+def hide_shipped_weights(request, monkeypatch, tmp_path_factory):
+    """Tests see only the weights they make, unless marked `shipped` (the real trained weights)."""
+    if "shipped" not in request.keywords:
+        monkeypatch.setattr(weights, "SHIPPED_DIR", tmp_path_factory.mktemp("no_shipped_weights"))
+
+
 @pytest.fixture
 def user_weights(tmp_path, monkeypatch):
     """A user-weights folder holding tiny-hyper and tiny-seed."""
