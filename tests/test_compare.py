@@ -169,3 +169,10 @@ def _result(codec: str, kind: str = "classical", size: int = 1000, **metrics) ->
     return cmp.CodecResult(codec=codec, label="JPEG" if codec == "jpeg" else codec, kind=kind, quality=50,
                            data=bytes(size), decoded=np.zeros((1, 1, 3), np.uint8), metrics=full,
                            encode_ms=metrics.get("encode_ms", 1.0), decode_ms=1.0)
+
+
+def test_the_downloaded_stream_decodes_to_the_pixels_shown(user_weights, photo):
+    """The page offers `data` for download and shows `decoded`: the command line's decoder agrees."""
+    from aecore.codecs.learned import decode_any
+    learned = cmp.compare(photo, "tiny-hyper", 5.0).learned
+    assert np.array_equal(decode_any(learned.data), learned.decoded)
