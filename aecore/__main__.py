@@ -60,7 +60,7 @@ def _read_bytes(path: str) -> bytes:
 
 
 def _write_bytes(path: str, data: bytes) -> None:
-    from .weights import atomic_write
+    from .io import atomic_write
     try:
         atomic_write(Path(path), lambda tmp: Path(tmp).write_bytes(data))
     except OSError as e:

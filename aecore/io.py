@@ -136,20 +136,27 @@ def to_png_bytes(pixels: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def save_png(pixels: np.ndarray, path) -> Path:
-    """Writes a PNG atomically, so a crash never leaves half a file at `path`."""
+def atomic_write(path, write) -> None:
+    """write(tmp_path), then rename over `path`: a crash leaves the old file (or none), never half a file.
+
+    The temporary file sits in the same folder, so os.replace is a rename.
+    """
     path = Path(path)
-    data = to_png_bytes(pixels)
-    # Same folder, so os.replace is a rename; "xb" keeps the usual permissions.
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
-        with open(tmp, "xb") as f:
-            f.write(data)
+        write(tmp)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return path
+
+
+def save_png(pixels: np.ndarray, path) -> Path:
+    """Writes a PNG atomically, so a crash never leaves half a file at `path`."""
+    data = to_png_bytes(pixels)
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
+    return Path(path)
 
 
 def sample_images() -> dict[str, np.ndarray]:

@@ -675,7 +675,7 @@ def _last_step(job: Job) -> int:
 # --------------------------------------------------------------------------- status and liveness
 
 def _write_json(path: Path, obj) -> None:
-    weights.atomic_write(Path(path), lambda tmp: Path(tmp).write_text(json.dumps(obj, indent=1) + "\n"))
+    io.atomic_write(Path(path), lambda tmp: Path(tmp).write_text(json.dumps(obj, indent=1) + "\n"))
 
 
 @contextlib.contextmanager

@@ -11,9 +11,8 @@ few minutes and on Ctrl-C/SIGTERM; rerunning the same command resumes exactly.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 import json
-import math
 import os
 from pathlib import Path
 import signal

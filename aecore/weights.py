@@ -19,6 +19,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from .io import atomic_write
 from .models import CompressionModel, ModelConfig, build_model
 
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "weights"
@@ -44,19 +45,6 @@ def check_name(name: str) -> str:
 
 def file_hash(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def atomic_write(path: Path, write) -> None:
-    """write(tmp_path) then rename over `path`: a crash leaves the old file intact."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save(model: CompressionModel, name: str, folder: Path, card: dict | None = None) -> dict:

@@ -54,7 +54,7 @@ def test_steps_lower_the_loss(arch, photo):
 
 
 def test_resume_is_exact(folder, tmp_path):
-    straight = train(_cfg(folder, tmp_path / "a", checkpoint_minutes=0))
+    train(_cfg(folder, tmp_path / "a", checkpoint_minutes=0))
     half = _cfg(folder, tmp_path / "b", checkpoint_minutes=0)
     half.steps = 2
     first = train(half)

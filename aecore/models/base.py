@@ -1,7 +1,7 @@
 """What every learned architecture shares: config, registry, rate levels, padding."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 import math
 
 import torch

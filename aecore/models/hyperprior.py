@@ -13,7 +13,6 @@ coding on a fixed thread count, so both sides compute identical scale indexes.
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import nn
 
