@@ -25,7 +25,7 @@ import torch.distributed as dist
 
 from . import weights as weights_mod
 from .io import load_image_folder
-from .models import CompressionModel, ModelConfig, build_model
+from .models import CompressionModel, ModelConfig, build_model, lambda_ladder
 
 
 @dataclass
@@ -55,6 +55,8 @@ class TrainConfig:
     quality_max: int = 0                      # 0 = the model's top level
     channels: int = 128
     latent_channels: int = 192
+    lambda_min: float = 0.0                   # with lambda_max: a new geometric lambda ladder
+    lambda_max: float = 0.0                   # for the quality levels (0 = keep the model's)
 
 
 def lr_at(cfg: TrainConfig, step: int) -> float:
@@ -200,6 +202,8 @@ def train(cfg: TrainConfig, progress=None) -> dict:
     else:
         model = build_model(ModelConfig(arch=cfg.model, channels=cfg.channels, latent_channels=cfg.latent_channels))
         init_card = None
+    if cfg.lambda_min and cfg.lambda_max:
+        model.config.lambdas = lambda_ladder(cfg.lambda_min, cfg.lambda_max, model.levels)
     model = model.to(memory_format=torch.channels_last)
     fast = {id(p) for p in model.rate_parameters()}
     optimizer = torch.optim.Adam([

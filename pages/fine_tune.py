@@ -174,26 +174,22 @@ def pick_images() -> dict[str, np.ndarray]:
     return picked
 
 
-def _base_changed() -> None:
-    """The suggested name follows the base until the user types their own."""
-    base = st.session_state.get("ft_base")
-    if base and st.session_state.get("ft_name") == st.session_state.get("ft_suggested"):
-        taken = taken_names(jobs.list_jobs())
-        st.session_state["ft_name"] = st.session_state["ft_suggested"] = suggest_name(base, taken)
-
-
 def settings(models: dict[str, str], n_images: int, taken: set[str]) -> dict:
     """The job's settings from the widgets (name problems are shown beside the name)."""
     if st.session_state.get("ft_base") not in models:
         st.session_state["ft_base"] = shared.selected_model() or next(iter(models))
     base = st.selectbox("Base model", list(models), format_func=lambda n: models[n], key="ft_base",
-                        persist_state="session", on_change=_base_changed,
+                        persist_state="session",
                         help="The learned weights to start from. They stay as they are; the result is saved "
                              "as new weights.")
-    if "ft_name" not in st.session_state or st.session_state.pop("ft_rename", False):
-        st.session_state["ft_name"] = st.session_state["ft_suggested"] = suggest_name(base, taken)
+    if st.session_state.pop("ft_rename", False):
+        st.session_state["ft_name"] = ""
+    # Left empty, the name follows the base model (shown as the placeholder); typed, it stays.
+    suggestion = suggest_name(base, taken)
     name = st.text_input("Name of the new weights", key="ft_name", persist_state="session", max_chars=64,
-                         help=f"How they appear in the model picker: {NAME_RULE}.").strip()
+                         placeholder=suggestion,
+                         help=f"How they appear in the model picker: {NAME_RULE}. "
+                              f"Left empty: {suggestion}.").strip() or suggestion
     problem = name_problem(name, base, taken)
     if problem:
         st.error(problem, icon=":material/edit:")
@@ -277,7 +273,7 @@ def start_job(config: jobs.JobConfig, images: dict[str, np.ndarray]) -> None:
         st.error(f"Could not save the job ({shared.md_escape(str(e))}); is the disk full?", icon=":material/error:")
         return
     st.session_state[JOB_KEY] = job.id
-    st.session_state["ft_rename"] = True  # the next job gets a fresh name suggestion
+    st.session_state["ft_rename"] = True  # the next job starts from a fresh suggestion
     st.session_state.pop(FLASH_KEY, None)
     st.rerun()
 

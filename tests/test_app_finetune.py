@@ -80,7 +80,8 @@ def test_page_renders_with_an_estimate(app):
     assert "Upload at least two images" in texts(app.info)
     assert app.button(key="ft_start").disabled
     assert app.selectbox(key="ft_base").value == "tiny-hyper"
-    assert app.text_input(key="ft_name").value == "tiny-hyper-ft"
+    name = app.text_input(key="ft_name")
+    assert name.value == "" and name.proto.placeholder == "tiny-hyper-ft"  # empty: the suggestion
     assert app.number_input(key="ft_steps").value == 200
     assert app.number_input(key="ft_holdout").value is None  # automatic
 
@@ -98,6 +99,17 @@ def test_page_renders_with_an_estimate(app):
     assert "2 hold-out images" in texts(app.info) and texts(app.info) != estimate
     app.number_input(key="ft_steps").set_value(400).run()
     assert "400 steps" in texts(app.info)
+
+
+def test_an_empty_name_takes_the_suggestion_of_the_chosen_base(app):
+    fill(app, "")
+    app.selectbox(key="ft_base").set_value("tiny-seed").run()
+    assert app.text_input(key="ft_name").proto.placeholder == "tiny-seed-ft"
+    app.button(key="ft_start").click().run()
+    assert not app.exception and not app.error
+    [job] = jobs.list_jobs()
+    assert job.config.base == "tiny-seed" and job.config.out == "tiny-seed-ft"
+    assert app.text_input(key="ft_name").proto.placeholder == "tiny-seed-ft2"  # taken by the queued job
 
 
 def test_settings_survive_a_page_switch(app):
@@ -122,7 +134,6 @@ def test_steps_are_bounded_by_the_server_limit(spawned, monkeypatch):
 @pytest.mark.parametrize("name, message", [
     ("bad name!", "cannot be a weights name"),
     ("-dash-first", "cannot be a weights name"),
-    ("", "Give the new weights a name"),
     ("jpeg", "shipped weights or of a codec"),
     ("hyperprior", "shipped weights or of a codec"),
     ("tiny-seed", "exist already"),
@@ -146,7 +157,7 @@ def test_a_job_from_start_to_result(app, spawned, user_weights):
     assert job.config.crop == 64 and len(job.train_images) == 3 and len(job.holdout_images) == 1
     assert "Queued: number 1 in line" in progress_texts(app)
     assert app.button(key="ft_cancel") and app.button(key=f"ft_resume_{job.id}").disabled
-    assert app.text_input(key="ft_name").value == "tiny-hyper-ft"  # a fresh suggestion for the next job
+    assert app.text_input(key="ft_name").value == ""  # the next job starts from a fresh suggestion
 
     seen = {}
 

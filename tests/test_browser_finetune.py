@@ -54,8 +54,10 @@ def test_fine_tune_page_in_chromium(tmp_path, monkeypatch):
                     steps.press("Enter")
                     estimate = page.get_by_test_id("stAlert").filter(has_text="on this machine")
                     expect(estimate).to_contain_text("20 steps")
-                    name = page.get_by_role("textbox", name="Name of the new weights").input_value()
-                    assert name == "tiny-hyper-ft"
+                    name_box = page.get_by_role("textbox", name="Name of the new weights")
+                    expect(name_box).to_have_attribute("placeholder", "tiny-hyper-ft")  # empty: the suggestion
+                    expect(name_box).to_have_value("")
+                    name = "tiny-hyper-ft"
 
                     started = time.monotonic()
                     page.get_by_role("button", name="Start fine-tuning").click()

@@ -71,6 +71,15 @@ def test_resume_is_exact(folder, tmp_path):
     assert card["config"]["arch"] == "hyperprior" and card["training"]["data"] == "images"
 
 
+def test_a_new_lambda_ladder_reaches_the_card(folder, tmp_path):
+    cfg = _cfg(folder, tmp_path, lambda_min=0.001, lambda_max=0.128)
+    cfg.steps = 1
+    card = train(cfg)
+    lambdas = card["config"]["lambdas"]
+    assert len(lambdas) == 8 and lambdas[0] == 0.001 and lambdas[-1] == 0.128
+    assert np.allclose(np.diff(np.log(lambdas)), np.log(2))  # geometric: x2 per level
+
+
 @pytest.mark.skipif(shutil.which("torchrun", path=str(Path(sys.executable).parent)) is None,
                     reason="torchrun is not installed next to this Python")
 def test_torchrun_two_processes_gloo(folder, tmp_path):

@@ -10,9 +10,16 @@ import torch.nn.functional as F
 
 from .layers import GainUnits
 
-# Rate-distortion trade-offs of the 8 quality levels (loss = bpp + lambda * 255^2 * MSE);
-# the values CompressAI uses for its MSE models, which span about 0.1 to 1.5 bpp on Kodak.
-LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)
+
+def lambda_ladder(low: float, high: float, levels: int = 8) -> tuple[float, ...]:
+    """Geometric rate-distortion trade-offs from quality 1 (low) to the top level (high)."""
+    ratio = (high / low) ** (1 / (levels - 1))
+    return tuple(round(low * ratio ** i, 6) for i in range(levels))
+
+
+# Trade-offs of the 8 quality levels (loss = bpp + lambda * 255^2 * MSE), chosen so that
+# quality 1..8 spans about 0.15 to 1.3 bpp on Kodak.
+LAMBDAS = lambda_ladder(0.0006, 0.06)
 
 
 @dataclass
