@@ -98,6 +98,15 @@ def test_scale_indexes_round_up():
     assert scale_indexes(np.array([0.0, SCALE_TABLE[3], SCALE_TABLE[3] * 1.01, 1e9])).tolist() == [0, 3, 4, 63]
 
 
+def test_scale_indexes_equal_a_binary_search():
+    rng = np.random.default_rng(0)
+    table = SCALE_TABLE.astype(np.float32)
+    scales = np.concatenate([np.exp(rng.uniform(-12, 8, 200_000)), table, np.nextafter(table, 0),
+                             np.nextafter(table, np.inf), [0, -0.0, -1, np.inf, np.nan, 1e-30, 3e38]]).astype(np.float32)
+    expected = np.searchsorted(table, scales, side="left").clip(0, len(table) - 1)
+    assert np.array_equal(scale_indexes(scales), expected)
+
+
 def test_tables_follow_weight_changes():
     model = make_tiny("tiny-seed")
     before = model._y_models()

@@ -101,10 +101,21 @@ def gaussian_likelihood(y: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor
     return lik.clamp_min(LIKELIHOOD_BOUND)
 
 
+_TABLE32 = SCALE_TABLE.astype(np.float32)
+# Where each bucket of float32 values sharing their top 16 bits (sign, exponent, 7 mantissa
+# bits) starts in the table. A bucket is under 1% wide and the table's steps are 13%, so
+# one comparison finishes the search: a few ms instead of a binary search per value.
+_BUCKET_START = np.searchsorted(
+    _TABLE32, (np.arange(1 << 16, dtype=np.uint32) << 16).view(np.float32), side="left").clip(0, 63)
+
+
 def scale_indexes(scale: np.ndarray) -> np.ndarray:
-    """Index of the smallest table scale >= scale (the coder rounds scales up), as uint8:
-    numpy sorts 8-bit keys by radix, over 20x faster than int32 for a photo's latent."""
-    return np.searchsorted(SCALE_TABLE, scale, side="left").clip(0, len(SCALE_TABLE) - 1).astype(np.uint8)
+    """Index of the smallest table scale >= scale (the coder rounds scales up), as uint8
+    (numpy radix-sorts 8-bit keys). Exactly np.searchsorted(float32 table, scale)."""
+    scale = np.ascontiguousarray(scale, dtype=np.float32)
+    idx = _BUCKET_START[scale.view(np.uint32) >> 16]
+    idx += scale > _TABLE32[idx]
+    return idx.clip(0, len(SCALE_TABLE) - 1).astype(np.uint8)
 
 
 def gaussian_tables() -> list[np.ndarray]:
