@@ -3,10 +3,12 @@
     python benchmarks/rd_kodak.py                      # ../shared/data/kodak, all codecs
     python benchmarks/rd_kodak.py DIR --limit 6        # a quicker look at 6 images
     python benchmarks/rd_kodak.py DIR --update-cards   # also record the results in the model cards
+    python benchmarks/rd_kodak.py --samples            # held-out check: the app's built-in photos
 
 Writes benchmarks/results/kodak_rd.csv (one row per image, codec and quality),
 kodak_bdrate.json (BD-rate by PSNR and by MS-SSIM in dB of every codec against OpenCV
-JPEG, over the overlapping range) and kodak_rd.html (interactive Plotly chart).
+JPEG, over the overlapping range) and kodak_rd.html (interactive Plotly chart); with
+--samples, samples_rd.csv, samples_bdrate.json and samples_rd.html.
 """
 from __future__ import annotations
 
@@ -21,14 +23,14 @@ sys.path.insert(0, str(ROOT))
 
 from aecore import rd, weights  # noqa: E402
 from aecore.codecs import classical_names, get_codec, learned_names  # noqa: E402
-from aecore.io import load_image_folder_named  # noqa: E402
+from aecore.io import load_image_folder_named, sample_images  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 DEFAULT_DIR = ROOT.parent / "shared" / "data" / "kodak"
 LEARNED = ("hyperprior", "seed")
 
 
-def chart(averages: list[dict], path: Path) -> None:
+def chart(averages: list[dict], path: Path, title: str) -> None:
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
@@ -43,7 +45,7 @@ def chart(averages: list[dict], path: Path) -> None:
                           row=1, col=col)
     fig.update_xaxes(title_text="bits per pixel")
     fig.update_yaxes(title_text="dB")
-    fig.update_layout(title=f"Kodak ({averages[0]['images']} images), mean over images per quality",
+    fig.update_layout(title=f"{title} ({averages[0]['images']} images), mean over images per quality",
                       template="plotly_white", height=500)
     fig.write_html(path, include_plotlyjs=True, full_html=True)
 
@@ -55,9 +57,14 @@ def main() -> int:
     ap.add_argument("--limit", type=int, help="use only the first N images")
     ap.add_argument("--out", default=str(RESULTS))
     ap.add_argument("--update-cards", action="store_true", help="write the results into the models' cards")
+    ap.add_argument("--samples", action="store_true",
+                    help="sweep the built-in scikit-image photos instead of a folder (neither Kodak nor training data)")
     args = ap.parse_args()
+    if args.samples and args.update_cards:
+        ap.error("--update-cards records Kodak results only")
 
-    images = load_image_folder_named(args.folder)
+    images = sample_images() if args.samples else load_image_folder_named(args.folder)
+    prefix = "samples" if args.samples else "kodak"
     if args.limit:
         images = dict(list(images.items())[:args.limit])
     names = args.codecs.split(",") if args.codecs else [n for n in LEARNED if n in learned_names()] + classical_names()
@@ -71,7 +78,7 @@ def main() -> int:
     print(f"\nswept in {time.time() - t0:.0f} s", file=sys.stderr)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    rd.write_csv(rows, out / "kodak_rd.csv")
+    rd.write_csv(rows, out / f"{prefix}_rd.csv")
     averages = rd.average(rows)
     result = {"images": len(images), "anchor": "jpeg",
               "bd_rate_psnr": rd.bd_table(averages, "jpeg", "psnr"),
@@ -80,8 +87,8 @@ def main() -> int:
         result["vs_webp_psnr"] = {k: v for k, v in rd.bd_table(averages, "webp", "psnr").items() if k in LEARNED}
     result["curves"] = {c: [{k: round(r[k], 4) for k in ("quality", "bpp", "psnr", "ms_ssim", "ms_ssim_db")}
                             for r in averages if r["codec"] == c] for c in plan}
-    (out / "kodak_bdrate.json").write_text(json.dumps(result, indent=2) + "\n")
-    chart(averages, out / "kodak_rd.html")
+    (out / f"{prefix}_bdrate.json").write_text(json.dumps(result, indent=2) + "\n")
+    chart(averages, out / f"{prefix}_rd.html", "Built-in sample photos" if args.samples else "Kodak")
     for codec in plan:
         print(f"{codec:12s} BD-rate vs JPEG: PSNR {result['bd_rate_psnr'].get(codec, 0):+7.1f}%  "
               f"MS-SSIM {result['bd_rate_ms_ssim'].get(codec, 0):+7.1f}%")
