@@ -54,7 +54,9 @@ class GDN(nn.Module):
         beta = lower_bound(self.beta, 1e-6)
         gamma = lower_bound(self.gamma, 0.0)
         norm = F.conv2d(x * x, gamma[:, :, None, None].to(x.dtype), beta.to(x.dtype))
-        return x * torch.sqrt(norm) if self.inverse else x * torch.rsqrt(norm)
+        if torch.is_grad_enabled():
+            return x * torch.sqrt(norm) if self.inverse else x * torch.rsqrt(norm)
+        return (norm.sqrt_() if self.inverse else norm.rsqrt_()).mul_(x)  # same values, fewer big allocations
 
 
 class GainUnits(nn.Module):
