@@ -118,7 +118,8 @@ def _latent(name: str, factor: int, values: torch.Tensor, coded: torch.Tensor, b
 
 def _record_pooling(model: nn.Module) -> tuple[list[list[torch.Tensor]], list]:
     """Forward hooks that keep the output of every nn.MaxPool2d in the analysis transform."""
-    pools = [m for m in getattr(model, "g_a", nn.Sequential()).modules() if isinstance(m, nn.MaxPool2d)]
+    g_a = model.fast_copy(model.g_a) if hasattr(model, "g_a") else nn.Sequential()  # the copy coding runs
+    pools = [m for m in g_a.modules() if isinstance(m, nn.MaxPool2d)]
     outputs: list[list[torch.Tensor]] = [[] for _ in pools]
     hooks = [pool.register_forward_hook(lambda _m, _i, out, keep=keep: keep.append(out.detach().clone()))
              for pool, keep in zip(pools, outputs)]

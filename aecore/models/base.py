@@ -157,12 +157,16 @@ class CompressionModel(nn.Module):
         every call. Only the transforms run this way; the path that makes entropy parameters
         stays float32, so streams still decode exactly, and the decoded pixels differ from a
         float32 synthesis by noise far below the coding error (over 50 dB PSNR between the two)."""
-        fast = self.cached_tables(module, lambda: copy.deepcopy(module).to(
-            dtype=torch.bfloat16, memory_format=torch.channels_last).requires_grad_(False))
+        fast = self.fast_copy(module)
 
         def run(x: torch.Tensor) -> torch.Tensor:
             return fast(x.to(dtype=torch.bfloat16, memory_format=torch.channels_last)).float().contiguous()
         return run
+
+    def fast_copy(self, module: nn.Module) -> nn.Module:
+        """The bfloat16, channels_last copy of `module` that coding runs (kept per weights version)."""
+        return self.cached_tables(module, lambda: copy.deepcopy(module).to(
+            dtype=torch.bfloat16, memory_format=torch.channels_last).requires_grad_(False))
 
     def latent_shape(self, height: int, width: int, factor: int) -> tuple[int, int]:
         return math.ceil(height / factor), math.ceil(width / factor)
