@@ -106,7 +106,7 @@ _TABLE32 = SCALE_TABLE.astype(np.float32)
 # bits) starts in the table. A bucket is under 1% wide and the table's steps are 13%, so
 # one comparison finishes the search: a few ms instead of a binary search per value.
 _BUCKET_START = np.searchsorted(
-    _TABLE32, (np.arange(1 << 16, dtype=np.uint32) << 16).view(np.float32), side="left").clip(0, 63)
+    _TABLE32, (np.arange(1 << 16, dtype=np.uint32) << 16).view(np.float32), side="left").clip(0, len(_TABLE32) - 1)
 
 
 def scale_indexes(scale: np.ndarray) -> np.ndarray:
