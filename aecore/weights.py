@@ -17,7 +17,7 @@ import time
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save as to_safetensors_bytes
 
 from .io import atomic_write
 from .models import CompressionModel, ModelConfig, build_model
@@ -53,7 +53,10 @@ def save(model: CompressionModel, name: str, folder: Path, card: dict | None = N
     folder = Path(folder)
     tensors = {k: v.detach().float().contiguous().cpu() for k, v in model.state_dict().items()}
     target = folder / f"{name}.safetensors"
-    atomic_write(target, lambda tmp: save_file(tensors, tmp))
+    # Serialised here and written by atomic_write: safetensors' own save_file writes through a
+    # temporary file of its own, which a killed process would leave behind under another name.
+    data = to_safetensors_bytes(tensors)
+    atomic_write(target, lambda tmp: Path(tmp).write_bytes(data))
     full = {**(card or {}), "name": name, "config": model.config.to_dict(),
             "parameters": sum(v.numel() for v in tensors.values()), "sha256": file_hash(target)}
     atomic_write(folder / f"{name}.json", lambda tmp: Path(tmp).write_text(json.dumps(full, indent=2) + "\n"))
