@@ -153,3 +153,15 @@ def test_awkward_images_compress_and_decompress(user_weights, photo, tmp_path, c
         assert decoded.shape == expected.get(name, (96, 128, 3)), name
         if name in ("rgba.png", "cmyk.jpg", "gray16.png", "rotated.jpg", "animated.gif", "palette.png"):
             assert rec["notes"], name  # the conversion is reported
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--lambda-min", "0.001"], "give both or neither"),
+    (["--lambda-max", "0.1"], "give both or neither"),
+    (["--lambda-min", "0.1", "--lambda-max", "0.001"], "must be positive and below"),
+])
+def test_train_refuses_half_a_lambda_ladder(tmp_path, flags, words):
+    out = run("train", "--data", tmp_path, "--out", "never", "--run-dir", tmp_path / "run", *flags)
+    assert out.returncode == 2 and out.stderr.startswith("aecore: ") and len(out.stderr.splitlines()) == 1
+    assert words in out.stderr
+    assert not (tmp_path / "run").exists()  # refused before anything was made
