@@ -35,12 +35,10 @@ def cmd_train(args) -> int:
     from .train import TrainConfig, train
 
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    if bool(args.lambda_min) != bool(args.lambda_max):
-        raise InputError("--lambda-min and --lambda-max make a new lambda ladder together: give both or neither")
-    if args.lambda_min and not 0 < args.lambda_min < args.lambda_max:
-        raise InputError(f"--lambda-min ({args.lambda_min:g}) must be positive and below --lambda-max "
-                         f"({args.lambda_max:g})")
-    cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields})
+    try:
+        cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields})
+    except ValueError as e:  # settings that do not fit together
+        raise InputError(str(e)) from None
 
     def progress(rec, total):
         val = f" val {json.dumps(rec['val'])}" if "val" in rec else ""

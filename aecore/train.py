@@ -58,6 +58,13 @@ class TrainConfig:
     lambda_min: float = 0.0                   # with lambda_max: a new geometric lambda ladder
     lambda_max: float = 0.0                   # for the quality levels (0 = keep the model's)
 
+    def __post_init__(self):
+        if bool(self.lambda_min) != bool(self.lambda_max):
+            raise ValueError("--lambda-min and --lambda-max make a new lambda ladder together: give both or neither")
+        if self.lambda_min and not 0 < self.lambda_min < self.lambda_max:
+            raise ValueError(f"--lambda-min ({self.lambda_min:g}) must be positive and below --lambda-max "
+                             f"({self.lambda_max:g})")
+
 
 def lr_at(cfg: TrainConfig, step: int) -> float:
     if step < cfg.warmup:

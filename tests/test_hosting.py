@@ -80,17 +80,17 @@ def snapshot(folder: Path) -> dict[str, float]:
 
 
 @pytest.fixture
-def tmp_path():
+def image_root():
     """A temporary folder the image's user can reach (pytest's own sit in a 0700 folder)."""
     with tempfile.TemporaryDirectory(prefix="aecore-image-") as folder:
         Path(folder).chmod(0o755)
         yield Path(folder)
 
 
-def test_image_runs_as_its_user_passes_its_healthcheck_and_writes_only_data(tmp_path):
+def test_image_runs_as_its_user_passes_its_healthcheck_and_writes_only_data(image_root):
     spec = dockerfile()
     assert spec["user"] == "aecore" and spec["uid"] != 0
-    app, data, home = tmp_path / "app", tmp_path / "data", tmp_path / "home"
+    app, data, home = image_root / "app", image_root / "data", image_root / "home"
     kept = build_context(app)
     assert {"streamlit_app.py", "requirements.txt", "weights/hyperprior.safetensors"} <= set(kept)
     assert not [f for f in kept if f.startswith(("tests/", "benchmarks/", ".git"))]
@@ -100,7 +100,7 @@ def test_image_runs_as_its_user_passes_its_healthcheck_and_writes_only_data(tmp_
         os.chown(folder, spec["uid"], spec["uid"])
     before = snapshot(app)
 
-    venv = tmp_path / "venv"
+    venv = image_root / "venv"
     subprocess.run([SYSTEM_PYTHON, "-m", "venv", str(venv)], check=True)
     install = spec["install"].replace("--index-url https://download.pytorch.org/whl/cpu", "")
     done = subprocess.run(["bash", "-euo", "pipefail", "-c", install], cwd=app, capture_output=True, text=True,
@@ -113,7 +113,7 @@ def test_image_runs_as_its_user_passes_its_healthcheck_and_writes_only_data(tmp_
            **{k: v.replace("/data", str(data)) for k, v in spec["env"].items()}}
     as_user = ["setpriv", f"--reuid={spec['uid']}", f"--regid={spec['uid']}", "--clear-groups", "--"]
     port = free_port()
-    log = open(tmp_path / "streamlit.log", "w")
+    log = open(image_root / "streamlit.log", "w")
     server = subprocess.Popen(as_user + spec["cmd"] + ["--server.port", str(port), "--server.headless", "true",
                                                        "--browser.gatherUsageStats", "false"],
                               cwd=app, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -123,7 +123,7 @@ def test_image_runs_as_its_user_passes_its_healthcheck_and_writes_only_data(tmp_
         while time.monotonic() < deadline and server.poll() is None and not ok:
             ok = subprocess.run(as_user + health, cwd=app, env=env, capture_output=True).returncode == 0
             time.sleep(0.5)
-        assert ok, (tmp_path / "streamlit.log").read_text()[-2000:]
+        assert ok, (image_root / "streamlit.log").read_text()[-2000:]
 
         photo = np.random.default_rng(0).integers(0, 256, (40, 56, 3), dtype=np.uint8)
         save_png(photo, data / "in.png")

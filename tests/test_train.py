@@ -93,3 +93,9 @@ def test_torchrun_two_processes_gloo(folder, tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     card = json.loads((tmp_path / "w" / "ddp.json").read_text())
     assert card["training"]["steps"] == 3 and card["training"]["batch_size"] == 4
+
+
+@pytest.mark.parametrize("low, high", [(0.001, 0.0), (0.0, 0.1), (0.1, 0.001), (-0.1, 0.1)])
+def test_a_lambda_ladder_needs_both_ends_in_order(folder, tmp_path, low, high):
+    with pytest.raises(ValueError, match="give both or neither|must be positive and below"):
+        _cfg(folder, tmp_path, lambda_min=low, lambda_max=high)
