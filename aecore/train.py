@@ -5,9 +5,11 @@
 
 Each step draws a quality level per crop and minimises bpp + lambda * 255^2 * MSE
 (the variable-rate objective of Cui et al. 2021). Transforms run in bfloat16 autocast
-with channels_last on CPU (about 3.5x faster than float32 on this kind of machine);
-likelihoods stay float32. A checkpoint (model, optimizer, step, RNG) is written every
-few minutes and on Ctrl-C/SIGTERM; rerunning the same command resumes exactly.
+with channels_last, on a GPU when there is one (on CPUs with AMX bf16 is about 3.5x
+faster than float32); likelihoods stay float32. A checkpoint (model, optimizer, step,
+RNG) is written every few minutes and on Ctrl-C/SIGTERM; rerunning the same command
+resumes (exactly on CPU; GPU convolutions are not bitwise reproducible). `--minutes`
+bounds a run by time instead of steps.
 """
 from __future__ import annotations
 
@@ -55,8 +57,14 @@ class TrainConfig:
     quality_max: int = 0                      # 0 = the model's top level
     channels: int = 128
     latent_channels: int = 192
+    depth: int = 1                            # seed: convolutions per resolution stage
     lambda_min: float = 0.0                   # with lambda_max: a new geometric lambda ladder
     lambda_max: float = 0.0                   # for the quality levels (0 = keep the model's)
+    minutes: float = 0.0                      # stop after this much training time (0 = no limit); the
+                                              # lr schedule then follows time or steps, whichever is further
+    rate_warmup: float = 0.0                  # fraction of the run over which the rate term's weight rises
+                                              # from 1% to 100%: transforms learn to use the latent first
+    device: str = "auto"                      # "cpu", "cuda", "cuda:1"...; auto = a GPU when there is one
 
     def __post_init__(self):
         if bool(self.lambda_min) != bool(self.lambda_max):
@@ -64,16 +72,40 @@ class TrainConfig:
         if self.lambda_min and not 0 < self.lambda_min < self.lambda_max:
             raise ValueError(f"--lambda-min ({self.lambda_min:g}) must be positive and below --lambda-max "
                              f"({self.lambda_max:g})")
+        if self.minutes < 0 or not 0 <= self.rate_warmup < 1:
+            raise ValueError("--minutes must not be negative and --rate-warmup must lie in [0, 1)")
 
 
-def lr_at(cfg: TrainConfig, step: int) -> float:
+def run_fraction(cfg: TrainConfig, step: int, elapsed: float = 0.0) -> float:
+    """How far the run is, 0..1: by steps, or by time when that is further along."""
+    done = step / cfg.steps
+    return min(1.0, max(done, elapsed / (60 * cfg.minutes)) if cfg.minutes else done)
+
+
+def new_model_config(cfg: TrainConfig) -> ModelConfig:
+    return ModelConfig(arch=cfg.model, channels=cfg.channels, latent_channels=cfg.latent_channels, depth=cfg.depth)
+
+
+def lr_at(cfg: TrainConfig, step: int, elapsed: float = 0.0) -> float:
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
-    start = int(cfg.decay_start * cfg.steps)
-    if step < start:
+    done = run_fraction(cfg, step, elapsed)
+    if done < cfg.decay_start:
         return cfg.lr
-    frac = min(1.0, (step - start) / max(1, cfg.steps - start))
+    frac = min(1.0, (done - cfg.decay_start) / max(1e-9, 1 - cfg.decay_start))
     return cfg.lr * (1 - 0.9 * frac)
+
+
+def rate_weight_at(cfg: TrainConfig, step: int, elapsed: float = 0.0) -> float:
+    if not cfg.rate_warmup:
+        return 1.0
+    return min(1.0, 0.01 + 0.99 * run_fraction(cfg, step, elapsed) / cfg.rate_warmup)
+
+
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    if name == "auto":
+        name = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
 
 
 class Crops:
@@ -121,14 +153,15 @@ def center_crops(images: list[np.ndarray], size: int) -> torch.Tensor:
     return to_tensor(np.stack(crops))
 
 
-def rd_loss(model: CompressionModel, out: dict, x: torch.Tensor, quality: torch.Tensor) -> dict:
+def rd_loss(model: CompressionModel, out: dict, x: torch.Tensor, quality: torch.Tensor,
+            rate_weight: float = 1.0) -> dict:
     """Per-crop bpp and MSE, weighted by each crop's lambda; returns means."""
     pixels = x.shape[2] * x.shape[3]
     bits = sum(-torch.log2(l).flatten(1).sum(1) for l in out["likelihoods"].values())
     bpp = bits / pixels
     mse = (out["x_hat"] - x).pow(2).flatten(1).mean(1)
-    lam = torch.tensor(model.config.lambdas, dtype=torch.float32)[quality.long() - 1]
-    loss = (bpp + lam * 255 ** 2 * mse).mean()
+    lam = torch.tensor(model.config.lambdas, dtype=torch.float32, device=x.device)[quality.long() - 1]
+    loss = (rate_weight * bpp + lam * 255 ** 2 * mse).mean()
     psnr = (10 * torch.log10(1 / mse.detach().clamp_min(1e-10))).mean()
     return {"loss": loss, "bpp": bpp.mean(), "mse": mse.mean(), "psnr": psnr}
 
@@ -140,7 +173,7 @@ def validate(model: CompressionModel, crops: torch.Tensor, levels=(1, 4, 8)) -> 
     model.eval()
     result = {}
     for level in levels:
-        q = torch.full((crops.shape[0],), float(level))
+        q = torch.full((crops.shape[0],), float(level), device=crops.device)
         m = rd_loss(model, model(crops, q), crops, q)
         result[f"q{level}"] = {"bpp": round(m["bpp"].item(), 4), "psnr": round(m["psnr"].item(), 3),
                                "loss": round(m["loss"].item(), 4)}
@@ -174,10 +207,9 @@ def _card(cfg: TrainConfig, step: int, elapsed: float, world: int, levels: int, 
 
 def export_checkpoint(run_dir, name: str, weights_dir) -> dict:
     """Exports a run's latest checkpoint as named weights (the run may still be going)."""
-    state = torch.load(Path(run_dir) / "checkpoint.pt", weights_only=True)
+    state = torch.load(Path(run_dir) / "checkpoint.pt", weights_only=True, map_location="cpu")
     cfg = TrainConfig(**state["config"])
-    config = ModelConfig.from_dict(state["model_config"]) if "model_config" in state else \
-        ModelConfig(arch=cfg.model, channels=cfg.channels, latent_channels=cfg.latent_channels)
+    config = ModelConfig.from_dict(state["model_config"]) if "model_config" in state else new_model_config(cfg)
     model = build_model(config)
     model.load_state_dict(state["model"])
     card = _card(cfg, state["step"], state["elapsed"], 1, model.levels, state.get("last_val"), cfg.init)
@@ -187,6 +219,10 @@ def export_checkpoint(run_dir, name: str, weights_dir) -> dict:
 def train(cfg: TrainConfig, progress=None) -> dict:
     """Runs (or resumes) training; exports weights and returns the final card."""
     rank, world = _dist_setup()
+    device = resolve_device(cfg.device, int(os.environ.get("LOCAL_RANK", "0")))
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+        torch.backends.cudnn.benchmark = True
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     run_dir = Path(cfg.run_dir or default_run_dir(cfg.out))
@@ -200,18 +236,20 @@ def train(cfg: TrainConfig, progress=None) -> dict:
     else:
         n_val = max(1, int(round(len(images) * cfg.val_fraction))) if len(images) > 1 else 0
         val_images, train_images = images[:n_val], images[n_val:] or images
-    val_crops = center_crops(val_images, 256) if val_images else None
+    val_crops = center_crops(val_images, 256).to(device) if val_images else None
 
     torch.manual_seed(cfg.seed)  # same initial weights on every rank and every fresh run
     if cfg.init:
         model, init_card = weights_mod.load(cfg.init)
+        if model.config.depth < cfg.depth and hasattr(model, "deepened"):
+            model = model.deepened(cfg.depth)  # the same function, room to learn more
         model.train()
     else:
-        model = build_model(ModelConfig(arch=cfg.model, channels=cfg.channels, latent_channels=cfg.latent_channels))
+        model = build_model(new_model_config(cfg))
         init_card = None
     if cfg.lambda_min and cfg.lambda_max:
         model.config.lambdas = lambda_ladder(cfg.lambda_min, cfg.lambda_max, model.levels)
-    model = model.to(memory_format=torch.channels_last)
+    model = model.to(device, memory_format=torch.channels_last)
     fast = {id(p) for p in model.rate_parameters()}
     optimizer = torch.optim.Adam([
         {"params": [p for p in model.parameters() if id(p) not in fast], "scale": 1.0},
@@ -221,11 +259,13 @@ def train(cfg: TrainConfig, progress=None) -> dict:
     step, elapsed, last_val = 0, 0.0, None
 
     if ckpt_path.exists():
-        state = torch.load(ckpt_path, weights_only=True)
+        state = torch.load(ckpt_path, weights_only=True, map_location=device)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         step, elapsed = state["step"], state["elapsed"]
-        torch.set_rng_state(state["torch_rng"])
+        torch.set_rng_state(state["torch_rng"].cpu())
+        if device.type == "cuda" and "cuda_rng" in state:
+            torch.cuda.set_rng_state(state["cuda_rng"].cpu(), device)
         rng.bit_generator.state = json.loads(state["numpy_rng"])
         last_val = state.get("last_val")
         if world > 1:  # each rank needs its own stream of crops and noise
@@ -233,13 +273,15 @@ def train(cfg: TrainConfig, progress=None) -> dict:
             torch.manual_seed(cfg.seed + 1000 * rank + step)
         print(f"resuming {cfg.out} from step {step}", file=sys.stderr)
 
-    net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    net = torch.nn.parallel.DistributedDataParallel(
+        model, device_ids=[device] if device.type == "cuda" else None) if world > 1 else model
     data = Crops(train_images, cfg.crop, rng)
     q_min, q_max = max(1, cfg.quality_min), min(model.levels, cfg.quality_max or model.levels)
 
     def checkpoint():
         if rank == 0:
-            _atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+            extra = {"cuda_rng": torch.cuda.get_rng_state(device)} if device.type == "cuda" else {}
+            _atomic_save({**extra, "model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
                           "elapsed": elapsed, "torch_rng": torch.get_rng_state(),
                           "numpy_rng": json.dumps(rng.bit_generator.state), "last_val": last_val,
                           "config": asdict(cfg), "model_config": model.config.to_dict()}, ckpt_path)
@@ -250,12 +292,12 @@ def train(cfg: TrainConfig, progress=None) -> dict:
     last_ckpt = time.time()
     t0, window = time.time(), []
     try:
-        while step < cfg.steps and not stop["now"]:
+        while run_fraction(cfg, step, elapsed) < 1 and not stop["now"]:
             for g in optimizer.param_groups:
-                g["lr"] = lr_at(cfg, step) * g["scale"]
-            x = data.batch(cfg.batch_size)
-            quality = torch.from_numpy(rng.integers(q_min, q_max + 1, cfg.batch_size)).float()
-            m = rd_loss(model, net(x, quality), x, quality)
+                g["lr"] = lr_at(cfg, step, elapsed) * g["scale"]
+            x = data.batch(cfg.batch_size).to(device, non_blocking=True)
+            quality = torch.from_numpy(rng.integers(q_min, q_max + 1, cfg.batch_size)).float().to(device)
+            m = rd_loss(model, net(x, quality), x, quality, rate_weight_at(cfg, step, elapsed))
             optimizer.zero_grad(set_to_none=True)
             m["loss"].backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -265,12 +307,15 @@ def train(cfg: TrainConfig, progress=None) -> dict:
             elapsed += now - t0
             window.append(now - t0)
             t0 = now
-            if rank == 0 and (step % cfg.log_every == 0 or step == cfg.steps):
+            final = run_fraction(cfg, step, elapsed) >= 1
+            if rank == 0 and (step % cfg.log_every == 0 or final):
                 rec = {"step": step, "loss": round(m["loss"].item(), 4), "bpp": round(m["bpp"].item(), 4),
-                       "psnr": round(m["psnr"].item(), 3), "lr": lr_at(cfg, step - 1),
+                       "psnr": round(m["psnr"].item(), 3), "lr": lr_at(cfg, step - 1, elapsed),
                        "seconds": round(elapsed, 1), "it_per_s": round(len(window) / sum(window), 3)}
                 window = []
-                if val_crops is not None and (step % cfg.val_every == 0 or step == cfg.steps):
+                if cfg.rate_warmup:
+                    rec["rate_weight"] = round(rate_weight_at(cfg, step - 1, elapsed), 4)
+                if val_crops is not None and (step % cfg.val_every == 0 or final):
                     rec["val"] = validate(model, val_crops)
                     last_val = rec["val"]
                 with open(log_path, "a") as f:

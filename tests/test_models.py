@@ -135,3 +135,37 @@ def test_tiled_transforms_match_whole_image(name, monkeypatch):
     for a, b in zip(tiles, whole):
         assert a.shape == b.shape
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_a_deepened_seed_computes_the_same_function_and_stream():
+    torch.manual_seed(0)
+    shallow = build_model(ModelConfig(arch="seed", channels=8, latent_channels=12)).eval()
+    deep = shallow.deepened(2).eval()
+    assert deep.config.depth == 2
+    convs = lambda m: sum(isinstance(l, torch.nn.Conv2d) for l in m.modules())  # noqa: E731
+    assert convs(deep) == convs(shallow) + 9  # one more per stage: 4 down, 5 up
+    x = torch.rand(1, 3, 48, 80)
+    with torch.no_grad():
+        assert torch.allclose(shallow(x, torch.tensor([3.0]))["x_hat"], deep(x, torch.tensor([3.0]))["x_hat"])
+    assert shallow.compress(x, 3.0) == deep.compress(x, 3.0)
+    # and it trains: the new convolutions are ordinary parameters
+    deep.train()
+    loss = deep(x, torch.tensor([3.0]))["x_hat"].square().mean()
+    loss.backward()
+    assert deep.g_s[2].weight.grad is not None and deep.g_s[2].weight.grad.abs().sum() > 0
+
+
+def test_training_from_seed_weights_with_more_depth_deepens_them(tmp_path, photo, monkeypatch):
+    from PIL import Image
+    from aecore import weights
+    from aecore.train import TrainConfig, train
+    monkeypatch.setenv("AECORE_USER_WEIGHTS", str(tmp_path / "w"))
+    torch.manual_seed(0)
+    weights.save(build_model(ModelConfig(arch="seed", channels=8, latent_channels=12)), "tiny-seed", tmp_path / "w")
+    (tmp_path / "img").mkdir()
+    Image.fromarray(np.ascontiguousarray(photo[:80, :80])).save(tmp_path / "img" / "a.png")
+    card = train(TrainConfig(data=str(tmp_path / "img"), init="tiny-seed", out="deeper", depth=2, steps=2,
+                             batch_size=1, crop=64, run_dir=str(tmp_path / "run"), weights_dir=str(tmp_path / "w")))
+    assert card["config"]["depth"] == 2
+    model, _ = weights.load("deeper")
+    assert model.config.depth == 2 and len(model.g_a) > 13

@@ -99,3 +99,54 @@ def test_torchrun_two_processes_gloo(folder, tmp_path):
 def test_a_lambda_ladder_needs_both_ends_in_order(folder, tmp_path, low, high):
     with pytest.raises(ValueError, match="give both or neither|must be positive and below"):
         _cfg(folder, tmp_path, lambda_min=low, lambda_max=high)
+
+
+def test_a_time_budget_ends_the_run_and_drives_the_schedule(folder, tmp_path):
+    cfg = _cfg(folder, tmp_path, minutes=0.02, warmup=0, decay_start=0.5, checkpoint_minutes=0)
+    cfg.steps = 10**6
+    card = train(cfg)  # 1.2 s of training, whatever the step count
+    steps = card["training"]["steps"]
+    assert 0 < steps < 10**6
+    log = [json.loads(l) for l in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert log[-1]["step"] == steps and "val" in log[-1]  # the last step is logged and validated
+    assert log[-1]["seconds"] >= 0.02 * 60
+    lrs = [r["lr"] for r in log]
+    assert lrs[0] == cfg.lr and lrs[-1] < 0.2 * cfg.lr  # decays on time, to lr/10 at the end
+    assert lrs == sorted(lrs, reverse=True)
+
+
+def test_schedules_follow_steps_or_time_whichever_is_further():
+    from aecore.train import lr_at, rate_weight_at, run_fraction
+    cfg = TrainConfig(data="x", steps=1000, minutes=10, warmup=0, decay_start=0.5, rate_warmup=0.2)
+    assert run_fraction(cfg, 100, 0) == 0.1 and run_fraction(cfg, 100, 300) == 0.5
+    assert run_fraction(cfg, 2000, 0) == 1.0
+    assert lr_at(cfg, 0, 0) == cfg.lr and lr_at(cfg, 0, 600) == pytest.approx(cfg.lr / 10)
+    assert lr_at(cfg, 750, 0) == pytest.approx(cfg.lr * 0.55)
+    assert rate_weight_at(cfg, 0, 0) == pytest.approx(0.01)
+    assert rate_weight_at(cfg, 100, 0) == pytest.approx(0.01 + 0.99 * 0.5)
+    assert rate_weight_at(cfg, 0, 120) == 1.0  # 20% of the 10 minutes
+    assert rate_weight_at(TrainConfig(data="x"), 0, 0) == 1.0
+
+
+def test_the_rate_weight_scales_only_the_rate_term(photo):
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(arch="seed", channels=8, latent_channels=12)).eval()
+    x = to_tensor(np.stack([photo[:64, :64]]))
+    q = torch.tensor([3.0])
+    out = model(x, q)
+    full, tenth = rd_loss(model, out, x, q), rd_loss(model, out, x, q, rate_weight=0.1)
+    lam = model.config.lambdas[2] * 255 ** 2
+    assert tenth["loss"].item() == pytest.approx(0.1 * full["bpp"].item() + lam * full["mse"].item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("kw", [{"minutes": -1}, {"rate_warmup": 1.0}, {"rate_warmup": -0.1}])
+def test_a_time_budget_and_rate_warmup_must_make_sense(folder, tmp_path, kw):
+    with pytest.raises(ValueError, match="--minutes must not be negative"):
+        _cfg(folder, tmp_path, **kw)
+
+
+def test_the_device_is_chosen_or_named():
+    from aecore.train import resolve_device
+    assert resolve_device("cpu").type == "cpu"
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto").type == expected

@@ -31,6 +31,7 @@ class ModelConfig:
     lambdas: tuple[float, ...] = LAMBDAS
     z_radius: int = 128          # factorized tables cover integers -r..r (clipped beyond)
     y_radius: int = 1024         # the seed model's factorized y
+    depth: int = 1               # the seed model's convolutions per resolution stage
 
     def to_dict(self) -> dict:
         return asdict(self)

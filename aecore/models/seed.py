@@ -24,12 +24,20 @@ class Upsample(nn.Module):
         return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
 
 
-def _down(cin: int, cout: int) -> list[nn.Module]:
-    return [nn.Conv2d(cin, cout, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2)]
+def _convs(cin: int, cout: int, depth: int) -> list[nn.Module]:
+    """`depth` 3x3 convolutions, each followed by a ReLU."""
+    layers = []
+    for i in range(depth):
+        layers += [nn.Conv2d(cin if i == 0 else cout, cout, 3, padding=1), nn.ReLU(inplace=True)]
+    return layers
 
 
-def _up(cin: int, cout: int) -> list[nn.Module]:
-    return [Upsample(), nn.Conv2d(cin, cout, 3, padding=1), nn.ReLU(inplace=True)]
+def _down(cin: int, cout: int, depth: int) -> list[nn.Module]:
+    return [*_convs(cin, cout, depth), nn.MaxPool2d(2)]
+
+
+def _up(cin: int, cout: int, depth: int) -> list[nn.Module]:
+    return [Upsample(), *_convs(cin, cout, depth)]
 
 
 @register_model("seed")
@@ -38,12 +46,11 @@ class SeedAutoencoder(CompressionModel):
 
     def __init__(self, config: ModelConfig):
         super().__init__(config)
-        n, m = config.channels, config.latent_channels
-        self.g_a = nn.Sequential(*_down(3, n // 2), *_down(n // 2, n), *_down(n, n), *_down(n, n),
+        n, m, d = config.channels, config.latent_channels, config.depth
+        self.g_a = nn.Sequential(*_down(3, n // 2, d), *_down(n // 2, n, d), *_down(n, n, d), *_down(n, n, d),
                                  nn.Conv2d(n, m, 3, padding=1))
-        self.g_s = nn.Sequential(nn.Conv2d(m, n, 3, padding=1), nn.ReLU(inplace=True),
-                                 *_up(n, n), *_up(n, n), *_up(n, n // 2),
-                                 Upsample(), nn.Conv2d(n // 2, 3, 3, padding=1))
+        self.g_s = nn.Sequential(*_convs(m, n, d), *_up(n, n, d), *_up(n, n, d), *_up(n, n // 2, d),
+                                 Upsample(), *_convs(n // 2, n // 2, d - 1), nn.Conv2d(n // 2, 3, 3, padding=1))
         self.gain = self.gain_units(m)
         self.y_density = FactorizedDensity(m)
         # He initialisation: with PyTorch's default (variance 1/(3 fan_in)) the signal shrinks
@@ -53,14 +60,40 @@ class SeedAutoencoder(CompressionModel):
                 nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
                 nn.init.zeros_(conv.bias)
 
+    def deepened(self, depth: int) -> "SeedAutoencoder":
+        """The same function with `depth` convolutions per stage: the new convolutions start as
+        identities (each one's input is non-negative, after a ReLU or an upsampled ReLU, so
+        ReLU(identity) passes it through unchanged), the rest keep their trained weights."""
+        config = ModelConfig.from_dict({**self.config.to_dict(), "depth": depth})
+        deeper = SeedAutoencoder(config)
+        deeper.load_state_dict({k: v for k, v in self.state_dict().items() if not k.startswith(("g_a.", "g_s."))},
+                               strict=False)
+        for old_seq, new_seq in ((self.g_a, deeper.g_a), (self.g_s, deeper.g_s)):
+            old = list(old_seq)
+            i = 0
+            for new in new_seq:
+                match = i < len(old) and type(old[i]) is type(new) and (
+                    not isinstance(new, nn.Conv2d) or old[i].weight.shape == new.weight.shape)
+                if match:
+                    new.load_state_dict(old[i].state_dict())
+                    i += 1
+                elif isinstance(new, nn.Conv2d):
+                    with torch.no_grad():
+                        new.weight.zero_()
+                        new.weight[:, :, 1, 1] = torch.eye(new.out_channels, new.in_channels)
+                        new.bias.zero_()
+            if i != len(old):
+                raise ValueError(f"cannot deepen this seed model to depth {depth}")
+        return deeper
+
     def forward(self, x: torch.Tensor, quality: torch.Tensor) -> dict:
         q = self.quality_tensor(quality, x.shape[0])
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=x.device.type == "cpu"):
+        with torch.autocast(x.device.type, dtype=torch.bfloat16):
             y = self.g_a(x)
         y = y.float() * self.gain.gain(q)                                   # (B, M, H/16, W/16)
         y_likelihood = self.y_density.likelihood(quantize_proxy(y, self.training))
         y_hat = ste_round(y) * self.gain.inverse_gain(q)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=x.device.type == "cpu"):
+        with torch.autocast(x.device.type, dtype=torch.bfloat16):
             x_hat = self.g_s(y_hat)
         return {"x_hat": x_hat.float(), "likelihoods": {"y": y_likelihood}}
 
