@@ -9,7 +9,7 @@ from aecore import weights
 from aecore.models import ModelConfig, build_model
 
 TINY = {"tiny-hyper": ModelConfig(arch="hyperprior", channels=8, latent_channels=12),
-        "tiny-seed": ModelConfig(arch="seed", channels=8, latent_channels=12)}
+        "tiny-seed": ModelConfig(arch="seed", channels=8, latent_channels=12, depth=2)}  # as shipped
 
 
 def make_tiny(name: str, seed: int = 0):

@@ -139,9 +139,9 @@ def test_the_rate_weight_scales_only_the_rate_term(photo):
     assert tenth["loss"].item() == pytest.approx(0.1 * full["bpp"].item() + lam * full["mse"].item(), rel=1e-5)
 
 
-@pytest.mark.parametrize("kw", [{"minutes": -1}, {"rate_warmup": 1.0}, {"rate_warmup": -0.1}])
+@pytest.mark.parametrize("kw", [{"minutes": -1}, {"rate_warmup": 1.0}, {"rate_warmup": -0.1}, {"ms_ssim_weight": 1.5}])
 def test_a_time_budget_and_rate_warmup_must_make_sense(folder, tmp_path, kw):
-    with pytest.raises(ValueError, match="--minutes must not be negative"):
+    with pytest.raises(ValueError, match="--minutes must not be negative|--ms-ssim-weight must lie"):
         _cfg(folder, tmp_path, **kw)
 
 
@@ -150,3 +150,29 @@ def test_the_device_is_chosen_or_named():
     assert resolve_device("cpu").type == "cpu"
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert resolve_device("auto").type == expected
+
+
+def test_the_training_ms_ssim_matches_the_metric(photo):
+    from aecore import metrics
+    from aecore.train import ms_ssim
+    rng = np.random.default_rng(1)
+    a = np.ascontiguousarray(np.resize(photo, (176, 192, 3)))
+    noisy = np.clip(a + rng.normal(0, 9, a.shape), 0, 255).astype(np.uint8)
+    blurred = np.asarray(Image.fromarray(a).resize((48, 44)).resize((192, 176)))
+    got = ms_ssim(to_tensor(np.stack([noisy, blurred])), to_tensor(np.stack([a, a])))
+    want = [metrics.ms_ssim(a, noisy), metrics.ms_ssim(a, blurred)]
+    assert got.tolist() == pytest.approx(want, abs=2e-5)
+
+
+def test_an_ms_ssim_share_blends_the_distortion(photo):
+    from aecore.train import MS_SSIM_TO_MSE, ms_ssim
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(arch="seed", channels=8, latent_channels=12)).eval()
+    x = to_tensor(np.stack([np.ascontiguousarray(np.resize(photo, (176, 176, 3)))]))
+    q = torch.tensor([5.0])
+    out = model(x, q)
+    plain, blend = rd_loss(model, out, x, q), rd_loss(model, out, x, q, ms_ssim_weight=0.25)
+    lam = model.config.lambdas[4] * 255 ** 2
+    d = 0.75 * plain["mse"].item() + 0.25 * MS_SSIM_TO_MSE * (1 - ms_ssim(out["x_hat"], x).item())
+    assert blend["loss"].item() == pytest.approx(plain["bpp"].item() + lam * d, rel=1e-5)
+    assert blend["psnr"] == plain["psnr"]  # the reported PSNR stays the plain one

@@ -46,7 +46,8 @@ class ModelConfig:
 
 # Transforms run on tiles of at most TILE x TILE pixels, so any photo fits in bounded memory;
 # MARGIN pixels of context around each tile exceed the transforms' receptive-field radius
-# (about 30 px for the analysis), so tiles join without seams.
+# (about 30 px for the hyperprior's analysis), so tiles join without seams; a model that
+# reaches further sets a larger `margin`.
 TILE = 1024
 MARGIN = 64
 LATENT_FACTOR = 16  # y is 1/16 of the image size in both architectures
@@ -113,6 +114,7 @@ class CompressionModel(nn.Module):
     """
 
     stride = 16
+    margin = MARGIN  # context around each tile (a multiple of 16 px), over the receptive-field radius
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -144,12 +146,12 @@ class CompressionModel(nn.Module):
 
     def analysis(self, x: torch.Tensor) -> torch.Tensor:
         """g_a over a padded image, tiled for large inputs (float32 out)."""
-        return tiled(self._fast(self.g_a), x, 1 / LATENT_FACTOR, TILE, MARGIN)
+        return tiled(self._fast(self.g_a), x, 1 / LATENT_FACTOR, TILE, self.margin)
 
     def synthesis(self, y_hat: torch.Tensor, tile: int | None = None) -> torch.Tensor:
         """g_s over a latent, in tiles of `tile` output pixels (default TILE; float32 out)."""
         return tiled(self._fast(self.g_s), y_hat, LATENT_FACTOR, (tile or TILE) // LATENT_FACTOR,
-                     MARGIN // LATENT_FACTOR)
+                     self.margin // LATENT_FACTOR)
 
     def _fast(self, module: nn.Module):
         """The transform in bfloat16 on channels_last tensors: about 2.5x faster than float32

@@ -1,12 +1,15 @@
 """The seed model: the original plain convolutional autoencoder, made into a real codec.
 
-    x --[conv3x3 + ReLU + maxpool] x4--> conv3x3 --> y (1/16) --*gain--> Q --> [factorized]
-                                                                         |
-    x_hat <--conv3x3-- upsample x2 <-- [upsample x2 + conv3x3 + ReLU] x3 <-- conv3x3 + ReLU <--*igain
+    x --[(conv3x3 + ReLU) xD + maxpool] x4--> conv3x3 --> y (1/16) --*gain--> Q --> [factorized]
+                                                                                |
+    x_hat <--conv3x3-- [upsample x2 + (conv3x3 + ReLU) xD] x4 <-- (conv3x3 + ReLU) xD <--*igain
+                       (the last stage has D-1 of them)
 
-Learned end to end with the same rate-distortion loss as the hyperprior; the only side
-of it that is not the original design is the entropy model that codes its latent
-(a per-channel factorized density, Balle et al. 2017) and the gain units for the rate.
+D (`ModelConfig.depth`) is the number of convolutions per resolution stage: 1 in the first
+weights, 2 in the shipped ones (`deepened` grows a trained model without changing what it
+computes). Learned end to end with the same rate-distortion loss as the hyperprior; the
+only side of it that is not the original design is the entropy model that codes its
+latent (a per-channel factorized density, Balle et al. 2017) and the gain units for the rate.
 """
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from .base import CompressionModel, ModelConfig, quantize_proxy, register_model, ste_round
+from .base import MARGIN, CompressionModel, ModelConfig, quantize_proxy, register_model, ste_round
 from .entropy import (FactorizedDensity, SymbolReader, SymbolWriter, deterministic, factorized_models,
                       read_factorized, write_factorized)
 
@@ -47,6 +50,9 @@ class SeedAutoencoder(CompressionModel):
     def __init__(self, config: ModelConfig):
         super().__init__(config)
         n, m, d = config.channels, config.latent_channels, config.depth
+        # Each extra convolution per stage widens the synthesis' reach by about 2 latent pixels
+        # (5.75 of them, 92 px, at depth 2): the tiles need that much more context.
+        self.margin = MARGIN + 32 * (d - 1)
         self.g_a = nn.Sequential(*_down(3, n // 2, d), *_down(n // 2, n, d), *_down(n, n, d), *_down(n, n, d),
                                  nn.Conv2d(n, m, 3, padding=1))
         self.g_s = nn.Sequential(*_convs(m, n, d), *_up(n, n, d), *_up(n, n, d), *_up(n, n // 2, d),
