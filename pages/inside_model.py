@@ -166,7 +166,7 @@ def quantization(view: dict, pics: dict) -> None:
 
 def pooling_stages(view: dict, pics: dict, n: int) -> None:
     st.subheader("Inside the encoder: after each pooling stage")
-    st.caption("The seed model's encoder is convolution, ReLU and 2×2 max pooling, four times: every stage halves "
+    st.caption("The seed model's encoder is convolutions with ReLU, then 2×2 max pooling, four times: every stage halves "
                "the size and builds features from the stage before, from edges and colours to larger patterns. "
                "The last stage feeds y. Black is zero (the ReLU switches a feature off), white is strong.")
     tabs = st.tabs([f"1/{f['factor']} · {f['values'].shape[0]} channels" for f in view["features"]])
