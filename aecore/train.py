@@ -162,13 +162,6 @@ def center_crops(images: list[np.ndarray], size: int) -> torch.Tensor:
 MS_SSIM_TO_MSE = 1 / 45
 
 
-def _gaussian_window(device) -> torch.Tensor:
-    from .metrics import SIGMA, WINDOW
-    r = torch.arange(WINDOW, dtype=torch.float32, device=device) - WINDOW // 2
-    g = torch.exp(-r ** 2 / (2 * SIGMA ** 2))
-    return g / g.sum()
-
-
 def ms_ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Differentiable MS-SSIM of (B, C, H, W) images in [0, 1]: one value per image.
 
@@ -176,9 +169,9 @@ def ms_ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     2x2 average pooling, clamped terms, channel mean); sides must be even down to the
     coarsest scale and at least 176 px.
     """
-    from .metrics import K1, K2, MS_SSIM_WEIGHTS
+    from .metrics import _KERNEL, K1, K2, MS_SSIM_WEIGHTS
     x, y = x.float(), y.float()
-    g = _gaussian_window(x.device)
+    g = torch.from_numpy(_KERNEL).to(x.device, torch.float32)  # the metric's own window
     c = x.shape[1]
     gh, gw = g.view(1, 1, 1, -1).repeat(c, 1, 1, 1), g.view(1, 1, -1, 1).repeat(c, 1, 1, 1)
     blur = lambda t: F.conv2d(F.conv2d(t, gh, groups=c), gw, groups=c)  # noqa: E731
