@@ -211,13 +211,7 @@ def bd_table(rows: list[dict], anchor: str = "jpeg", metric: str = "psnr") -> di
 
     A codec whose curve has too few points or no overlap with the anchor gets NaN.
     """
-    if any("image" in row for row in rows):
-        rows = average(rows)
-    curves: dict[str, tuple[list, list]] = {}
-    for row in rows:
-        bpp, values = curves.setdefault(row["codec"], ([], []))
-        bpp.append(row["bpp"])
-        values.append(row[metric])
+    curves = _curves_by_codec(rows, metric)
     if anchor not in curves:
         raise ValueError(f"no rows for the anchor codec {anchor!r}; include it in the sweep")
     table = {}
@@ -229,3 +223,34 @@ def bd_table(rows: list[dict], anchor: str = "jpeg", metric: str = "psnr") -> di
         except ValueError:
             table[name] = float("nan")
     return table
+
+
+def metric_at_rate(bpp, values, rate: float) -> float:
+    """A curve's metric at `rate` bpp (PCHIP in log-rate through its efficient points); NaN outside it."""
+    r, m = _curve(bpp, values, "curve")
+    if not r[0] <= rate <= r[-1]:
+        return float("nan")
+    return float(PchipInterpolator(np.log(r), m)(np.log(rate)))
+
+
+def at_rate_table(rows: list[dict], rate: float, metric: str = "psnr") -> dict[str, float]:
+    """Every codec's `metric` at `rate` bpp, from sweep rows or their averages (NaN where out of range)."""
+    table = {}
+    for name, (bpp, values) in _curves_by_codec(rows, metric).items():
+        try:
+            table[name] = metric_at_rate(bpp, values, rate)
+        except ValueError:  # fewer than two points
+            table[name] = float("nan")
+    return table
+
+
+def _curves_by_codec(rows: list[dict], metric: str) -> dict[str, tuple[list, list]]:
+    """{codec: (bpp values, metric values)} of the mean curves (sweep rows are averaged first)."""
+    if any("image" in row for row in rows):
+        rows = average(rows)
+    curves: dict[str, tuple[list, list]] = {}
+    for row in rows:
+        bpp, values = curves.setdefault(row["codec"], ([], []))
+        bpp.append(row["bpp"])
+        values.append(row[metric])
+    return curves

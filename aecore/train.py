@@ -30,6 +30,8 @@ from . import weights as weights_mod
 from .io import load_image_folder
 from .models import CompressionModel, ModelConfig, build_model, lambda_ladder
 
+MS_SSIM_MIN_SIDE = 176  # the 11 px window still fits at MS-SSIM's fifth scale (1/16)
+
 
 @dataclass
 class TrainConfig:
@@ -76,6 +78,9 @@ class TrainConfig:
                              f"({self.lambda_max:g})")
         if not 0 <= self.ms_ssim_weight <= 1:
             raise ValueError(f"--ms-ssim-weight must lie in [0, 1], got {self.ms_ssim_weight:g}")
+        if self.ms_ssim_weight and self.crop < MS_SSIM_MIN_SIDE:
+            raise ValueError(f"--ms-ssim-weight needs crops of at least {MS_SSIM_MIN_SIDE} px (MS-SSIM's five "
+                             f"scales), got --crop {self.crop}")
         if self.minutes < 0 or not 0 <= self.rate_warmup < 1:
             raise ValueError("--minutes must not be negative and --rate-warmup must lie in [0, 1)")
 
@@ -167,7 +172,7 @@ def ms_ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
     The same definition as `aecore.metrics.ms_ssim` (11x11 Gaussian window, valid positions,
     2x2 average pooling, clamped terms, channel mean); sides must be even down to the
-    coarsest scale and at least 176 px.
+    coarsest scale and at least MS_SSIM_MIN_SIDE px.
     """
     from .metrics import _KERNEL, K1, K2, MS_SSIM_WEIGHTS
     x, y = x.float(), y.float()
@@ -247,7 +252,7 @@ def default_run_dir(name: str) -> Path:
 def _card(cfg: TrainConfig, step: int, elapsed: float, world: int, levels: int, val, init_name) -> dict:
     return {"training": {"data": Path(cfg.data).name, "steps": step, "crop": cfg.crop,
                          "batch_size": cfg.batch_size * world, "lr": cfg.lr, "hours": round(elapsed / 3600, 2),
-                         "init": init_name, "validation": val},
+                         "init": init_name, "ms_ssim_weight": cfg.ms_ssim_weight, "validation": val},
             "quality_range": [1, levels]}
 
 
@@ -276,14 +281,6 @@ def train(cfg: TrainConfig, progress=None) -> dict:
     ckpt_path = run_dir / "checkpoint.pt"
     log_path = run_dir / "log.jsonl"
 
-    images = load_image_folder(cfg.data)
-    if cfg.val_data:
-        val_images, train_images = load_image_folder(cfg.val_data), images
-    else:
-        n_val = max(1, int(round(len(images) * cfg.val_fraction))) if len(images) > 1 else 0
-        val_images, train_images = images[:n_val], images[n_val:] or images
-    val_crops = center_crops(val_images, 256).to(device) if val_images else None
-
     torch.manual_seed(cfg.seed)  # same initial weights on every rank and every fresh run
     if cfg.init:
         model, init_card = weights_mod.load(cfg.init)
@@ -293,6 +290,17 @@ def train(cfg: TrainConfig, progress=None) -> dict:
     else:
         model = build_model(new_model_config(cfg))
         init_card = None
+    if cfg.crop % model.stride:
+        raise ValueError(f"--crop must be a multiple of the {model.config.arch} model's stride, {model.stride}; "
+                         f"got {cfg.crop}")
+    images = load_image_folder(cfg.data)
+    if cfg.val_data:
+        val_images, train_images = load_image_folder(cfg.val_data), images
+    else:
+        n_val = max(1, int(round(len(images) * cfg.val_fraction))) if len(images) > 1 else 0
+        val_images, train_images = images[:n_val], images[n_val:] or images
+    val_crops = center_crops(val_images, 256).to(device) if val_images else None
+
     if cfg.lambda_min and cfg.lambda_max:
         model.config.lambdas = lambda_ladder(cfg.lambda_min, cfg.lambda_max, model.levels)
     model = model.to(device, memory_format=torch.channels_last)

@@ -7,8 +7,10 @@
 
 Writes benchmarks/results/kodak_rd.csv (one row per image, codec and quality),
 kodak_bdrate.json (BD-rate by PSNR and by MS-SSIM in dB of every codec against OpenCV
-JPEG, over the overlapping range) and kodak_rd.html (interactive Plotly chart); with
---samples, samples_rd.csv, samples_bdrate.json and samples_rd.html.
+JPEG, over the overlapping range; each codec's PSNR at 0.25 bpp) and kodak_rd.html
+(interactive Plotly chart); with --samples, samples_rd.csv, samples_bdrate.json and
+samples_rd.html. JPEG is swept at every quality from 2 to 30, where the low-rate curves
+meet, and in steps of 5 above.
 """
 from __future__ import annotations
 
@@ -28,6 +30,8 @@ from aecore.io import load_image_folder_named, sample_images  # noqa: E402
 RESULTS = ROOT / "benchmarks" / "results"
 DEFAULT_DIR = ROOT.parent / "shared" / "data" / "kodak"
 LEARNED = ("hyperprior", "seed")
+JPEG_QUALITIES = sorted(set(range(2, 31)) | set(range(35, 100, 5)))
+CHECK_RATE = 0.25  # bpp: the rate at which the first weights had to beat JPEG in PSNR
 
 
 def chart(averages: list[dict], path: Path, title: str) -> None:
@@ -69,6 +73,8 @@ def main() -> int:
         images = dict(list(images.items())[:args.limit])
     names = args.codecs.split(",") if args.codecs else [n for n in LEARNED if n in learned_names()] + classical_names()
     plan = {n: rd.DEFAULT_QUALITIES.get(n) or rd.DEFAULT_QUALITIES[get_codec(n).kind] for n in names}
+    if "jpeg" in plan:
+        plan["jpeg"] = JPEG_QUALITIES
     t0 = time.time()
 
     def progress(done, total, label):
@@ -83,6 +89,8 @@ def main() -> int:
     result = {"images": len(images), "anchor": "jpeg",
               "bd_rate_psnr": rd.bd_table(averages, "jpeg", "psnr"),
               "bd_rate_ms_ssim": rd.bd_table(averages, "jpeg", "ms_ssim_db")}
+    result[f"psnr_at_{CHECK_RATE}_bpp"] = {k: round(v, 3) for k, v in rd.at_rate_table(averages, CHECK_RATE).items()
+                                           if v == v}  # NaN: the curve does not reach that rate
     if "webp" in plan:
         result["vs_webp_psnr"] = {k: v for k, v in rd.bd_table(averages, "webp", "psnr").items() if k in LEARNED}
     result["curves"] = {c: [{k: round(r[k], 4) for k in ("quality", "bpp", "psnr", "ms_ssim", "ms_ssim_db")}
@@ -91,7 +99,8 @@ def main() -> int:
     chart(averages, out / f"{prefix}_rd.html", "Built-in sample photos" if args.samples else "Kodak")
     for codec in plan:
         print(f"{codec:12s} BD-rate vs JPEG: PSNR {result['bd_rate_psnr'].get(codec, 0):+7.1f}%  "
-              f"MS-SSIM {result['bd_rate_ms_ssim'].get(codec, 0):+7.1f}%")
+              f"MS-SSIM {result['bd_rate_ms_ssim'].get(codec, 0):+7.1f}%  "
+              f"PSNR at {CHECK_RATE} bpp {result[f'psnr_at_{CHECK_RATE}_bpp'].get(codec, float('nan')):6.2f} dB")
     if args.update_cards:
         for name in plan:
             if name in LEARNED and name in weights.available():
@@ -99,6 +108,8 @@ def main() -> int:
                     "images": len(images),
                     "bd_rate_vs_jpeg_psnr": round(result["bd_rate_psnr"][name], 2),
                     "bd_rate_vs_jpeg_ms_ssim": round(result["bd_rate_ms_ssim"][name], 2),
+                    f"psnr_at_{CHECK_RATE}_bpp": result[f"psnr_at_{CHECK_RATE}_bpp"].get(name),
+                    f"jpeg_psnr_at_{CHECK_RATE}_bpp": result[f"psnr_at_{CHECK_RATE}_bpp"].get("jpeg"),
                     "curve": result["curves"][name]}})
     return 0
 

@@ -123,6 +123,17 @@ def test_bd_table_averages_rows_and_compares_with_the_anchor():
     assert table["half"] == pytest.approx(-50, abs=1e-9) and math.isnan(table["lonely"])
     with pytest.raises(ValueError, match="include it in the sweep"):
         rd.bd_table(rows, anchor="webp")
+    at = rd.at_rate_table(rows, ANCHOR_BPP[0] / 2)
+    assert at["half"] == pytest.approx(ANCHOR_PSNR[0], abs=1e-9) and math.isnan(at["lonely"])
+    assert math.isnan(at["jpeg"])  # below the anchor's smallest rate
+
+
+def test_metric_at_rate_interpolates_in_log_rate_inside_the_curve():
+    # two points: linear in log-rate, so halfway in log-rate is halfway in PSNR
+    assert rd.metric_at_rate([1, 2], [30, 32], 2 ** 0.5) == pytest.approx(31, abs=1e-9)
+    assert rd.metric_at_rate([1, 2], [30, 32], 1) == pytest.approx(30, abs=1e-9)
+    assert math.isnan(rd.metric_at_rate([1, 2], [30, 32], 0.5))
+    assert math.isnan(rd.metric_at_rate([1, 2], [30, 32], 2.1))
 
 
 def test_sweep_rows_average_and_csv(tmp_path, photo):

@@ -30,9 +30,9 @@ def folder(tmp_path, photo):
 
 
 def _cfg(folder, tmp_path, **kw):
-    return TrainConfig(data=str(folder), model="hyperprior", out="t", steps=4, batch_size=2, crop=64,
-                       channels=8, latent_channels=12, run_dir=str(tmp_path / "run"),
-                       weights_dir=str(tmp_path / "w"), val_every=2, log_every=1, **kw)
+    settings = dict(model="hyperprior", out="t", steps=4, batch_size=2, crop=64, channels=8, latent_channels=12,
+                    run_dir=str(tmp_path / "run"), weights_dir=str(tmp_path / "w"), val_every=2, log_every=1)
+    return TrainConfig(data=str(folder), **{**settings, **kw})
 
 
 @pytest.mark.parametrize("arch", ["hyperprior", "seed"])
@@ -139,9 +139,10 @@ def test_the_rate_weight_scales_only_the_rate_term(photo):
     assert tenth["loss"].item() == pytest.approx(0.1 * full["bpp"].item() + lam * full["mse"].item(), rel=1e-5)
 
 
-@pytest.mark.parametrize("kw", [{"minutes": -1}, {"rate_warmup": 1.0}, {"rate_warmup": -0.1}, {"ms_ssim_weight": 1.5}])
+@pytest.mark.parametrize("kw", [{"minutes": -1}, {"rate_warmup": 1.0}, {"rate_warmup": -0.1}, {"ms_ssim_weight": 1.5},
+                                {"ms_ssim_weight": 0.1}])  # with 64 px crops
 def test_a_time_budget_and_rate_warmup_must_make_sense(folder, tmp_path, kw):
-    with pytest.raises(ValueError, match="--minutes must not be negative|--ms-ssim-weight must lie"):
+    with pytest.raises(ValueError, match="--minutes must not be negative|--ms-ssim-weight (must lie|needs crops)"):
         _cfg(folder, tmp_path, **kw)
 
 
@@ -176,3 +177,9 @@ def test_an_ms_ssim_share_blends_the_distortion(photo):
     d = 0.75 * plain["mse"].item() + 0.25 * MS_SSIM_TO_MSE * (1 - ms_ssim(out["x_hat"], x).item())
     assert blend["loss"].item() == pytest.approx(plain["bpp"].item() + lam * d, rel=1e-5)
     assert blend["psnr"] == plain["psnr"]  # the reported PSNR stays the plain one
+
+
+
+def test_crops_must_fit_the_models_stride(folder, tmp_path):
+    with pytest.raises(ValueError, match="--crop must be a multiple of the hyperprior model's stride, 64; got 96"):
+        train(_cfg(folder, tmp_path, crop=96))
