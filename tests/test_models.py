@@ -116,6 +116,31 @@ def test_tables_follow_weight_changes():
     assert model._y_models() is not before
 
 
+@pytest.mark.parametrize("kernel,stride", [(5, 2), (3, 2), (7, 2), (5, 4)])
+def test_subpixel_conv_is_the_transposed_convolution(kernel, stride):
+    from aecore.models.layers import SubpixelConv, deconv
+    layer = deconv(6, 3, kernel, stride)
+    x = torch.randn(2, 6, 7, 9)
+    with torch.no_grad():
+        torch.testing.assert_close(SubpixelConv(layer)(x), layer(x), atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="deconv"):
+        SubpixelConv(torch.nn.ConvTranspose2d(6, 3, 4, 2, 1))
+
+
+def test_the_coding_copy_of_the_decoder_is_the_same_function():
+    """The bfloat16 copy coding runs swaps the last transposed convolution for SubpixelConv."""
+    from aecore.models.layers import SubpixelConv
+    model = make_tiny("tiny-hyper")
+    fast = model.fast_copy(model.g_s)
+    assert isinstance(fast[-1], SubpixelConv) and not isinstance(model.g_s[-1], SubpixelConv)
+    assert sum(isinstance(m, SubpixelConv) for m in fast.modules()) == 1  # wide layers stay as they are
+    y = torch.randn(1, 12, 6, 5)
+    with torch.no_grad():
+        reference = model.g_s(y)
+        err = (model.synthesis(y) - reference).pow(2).mean().sqrt()
+    assert err < 1e-2 * reference.std()  # bfloat16 rounding, nothing more
+
+
 def test_unknown_architecture_lists_known():
     with pytest.raises(ValueError, match="hyperprior"):
         build_model(ModelConfig(arch="nope"))

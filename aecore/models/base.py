@@ -9,7 +9,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from .layers import GainUnits
+from .layers import GainUnits, SubpixelConv
 
 
 def lambda_ladder(low: float, high: float, levels: int = 8) -> tuple[float, ...]:
@@ -51,6 +51,7 @@ class ModelConfig:
 TILE = 1024
 MARGIN = 64
 LATENT_FACTOR = 16  # y is 1/16 of the image size in both architectures
+FEW_CHANNELS = 4  # transposed convolutions to this many channels or fewer run as SubpixelConv
 
 MODELS: dict[str, type] = {}
 
@@ -167,9 +168,19 @@ class CompressionModel(nn.Module):
         return run
 
     def fast_copy(self, module: nn.Module) -> nn.Module:
-        """The bfloat16, channels_last copy of `module` that coding runs (kept per weights version)."""
-        return self.cached_tables(module, lambda: copy.deepcopy(module).to(
-            dtype=torch.bfloat16, memory_format=torch.channels_last).requires_grad_(False))
+        """The bfloat16, channels_last copy of `module` that coding runs (kept per weights version).
+
+        Transposed convolutions to a few channels (the last decoder layer) become the same
+        function as a convolution plus pixel shuffle, which runs about twice as fast.
+        """
+        def build() -> nn.Module:
+            fast = copy.deepcopy(module)
+            for parent in fast.modules():
+                for name, child in parent.named_children():
+                    if isinstance(child, nn.ConvTranspose2d) and child.out_channels <= FEW_CHANNELS:
+                        setattr(parent, name, SubpixelConv(child))
+            return fast.to(dtype=torch.bfloat16, memory_format=torch.channels_last).requires_grad_(False)
+        return self.cached_tables(module, build)
 
     def latent_shape(self, height: int, width: int, factor: int) -> tuple[int, int]:
         return math.ceil(height / factor), math.ceil(width / factor)
