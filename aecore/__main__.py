@@ -6,11 +6,13 @@ internal errors exit with 1.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
 from pathlib import Path
 import sys
+import tempfile
 import time
 
 
@@ -81,13 +83,31 @@ def cmd_codecs(args) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _native_stderr_held():
+    """Keeps what C libraries write straight to file descriptor 2 (libtiff's decoder
+    messages) off the terminal: the command's own one-line error says what went wrong."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with tempfile.TemporaryFile() as sink:
+            os.dup2(sink.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
+
+
 def cmd_compress(args) -> int:
     from .codecs import get_codec
     from .io import load_image
     from .metrics import evaluate
     from .weights import DEFAULT_MODEL
 
-    loaded = load_image(args.input, name=Path(args.input).name)
+    with _native_stderr_held():
+        loaded = load_image(args.input, name=Path(args.input).name)
     codec = get_codec(args.codec or DEFAULT_MODEL)
     quality = codec.default_quality if args.quality is None else args.quality
     t0 = time.perf_counter()

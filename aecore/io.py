@@ -102,6 +102,8 @@ def load_image(source, name: str | None = None, max_pixels: int | None = None) -
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         # A damaged EXIF block costs only the orientation (see _orientation), not a warning.
         warnings.filterwarnings("ignore", message="(?i).*corrupt exif", category=UserWarning)
+        # A TIFF that ends early is refused or decoded as far as it goes: either way, said once.
+        warnings.filterwarnings("ignore", message="Truncated File Read", category=UserWarning)
         try:
             im = Image.open(fp, formats=_FORMATS)
         except Image.DecompressionBombError as e:
