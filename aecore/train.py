@@ -28,9 +28,11 @@ import torch.nn.functional as F
 
 from . import weights as weights_mod
 from .io import load_image_folder
+from .metrics import _KERNEL, K1, K2, MS_SSIM_WEIGHTS, WINDOW
 from .models import CompressionModel, ModelConfig, build_model, lambda_ladder
 
-MS_SSIM_MIN_SIDE = 176  # the 11 px window still fits at MS-SSIM's fifth scale (1/16)
+# The metric's window must still fit at MS-SSIM's coarsest scale (1/16): 176 px.
+MS_SSIM_MIN_SIDE = WINDOW * 2 ** (len(MS_SSIM_WEIGHTS) - 1)
 
 
 @dataclass
@@ -174,7 +176,6 @@ def ms_ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     2x2 average pooling, clamped terms, channel mean); sides must be even down to the
     coarsest scale and at least MS_SSIM_MIN_SIDE px.
     """
-    from .metrics import _KERNEL, K1, K2, MS_SSIM_WEIGHTS
     x, y = x.float(), y.float()
     g = torch.from_numpy(_KERNEL).to(x.device, torch.float32)  # the metric's own window
     c = x.shape[1]

@@ -89,8 +89,9 @@ def main() -> int:
     result = {"images": len(images), "anchor": "jpeg",
               "bd_rate_psnr": rd.bd_table(averages, "jpeg", "psnr"),
               "bd_rate_ms_ssim": rd.bd_table(averages, "jpeg", "ms_ssim_db")}
-    result[f"psnr_at_{CHECK_RATE}_bpp"] = {k: round(v, 3) for k, v in rd.at_rate_table(averages, CHECK_RATE).items()
-                                           if v == v}  # NaN: the curve does not reach that rate
+    at_rate = f"psnr_at_{CHECK_RATE}_bpp"
+    result[at_rate] = {k: round(v, 3) for k, v in rd.at_rate_table(averages, CHECK_RATE).items()
+                       if v == v}  # NaN: the curve does not reach that rate
     if "webp" in plan:
         result["vs_webp_psnr"] = {k: v for k, v in rd.bd_table(averages, "webp", "psnr").items() if k in LEARNED}
     result["curves"] = {c: [{k: round(r[k], 4) for k in ("quality", "bpp", "psnr", "ms_ssim", "ms_ssim_db")}
@@ -100,7 +101,7 @@ def main() -> int:
     for codec in plan:
         print(f"{codec:12s} BD-rate vs JPEG: PSNR {result['bd_rate_psnr'].get(codec, 0):+7.1f}%  "
               f"MS-SSIM {result['bd_rate_ms_ssim'].get(codec, 0):+7.1f}%  "
-              f"PSNR at {CHECK_RATE} bpp {result[f'psnr_at_{CHECK_RATE}_bpp'].get(codec, float('nan')):6.2f} dB")
+              f"PSNR at {CHECK_RATE} bpp {result[at_rate].get(codec, float('nan')):6.2f} dB")
     if args.update_cards:
         for name in plan:
             if name in LEARNED and name in weights.available():
@@ -108,8 +109,8 @@ def main() -> int:
                     "images": len(images),
                     "bd_rate_vs_jpeg_psnr": round(result["bd_rate_psnr"][name], 2),
                     "bd_rate_vs_jpeg_ms_ssim": round(result["bd_rate_ms_ssim"][name], 2),
-                    f"psnr_at_{CHECK_RATE}_bpp": result[f"psnr_at_{CHECK_RATE}_bpp"].get(name),
-                    f"jpeg_psnr_at_{CHECK_RATE}_bpp": result[f"psnr_at_{CHECK_RATE}_bpp"].get("jpeg"),
+                    at_rate: result[at_rate].get(name),
+                    "jpeg_" + at_rate: result[at_rate].get("jpeg"),
                     "curve": result["curves"][name]}})
     return 0
 

@@ -179,7 +179,6 @@ def test_an_ms_ssim_share_blends_the_distortion(photo):
     assert blend["psnr"] == plain["psnr"]  # the reported PSNR stays the plain one
 
 
-
 def test_crops_must_fit_the_models_stride(folder, tmp_path):
     with pytest.raises(ValueError, match="--crop must be a multiple of the hyperprior model's stride, 64; got 96"):
         train(_cfg(folder, tmp_path, crop=96))
