@@ -28,18 +28,22 @@ DEFAULT_QUALITIES: dict[str, list[float]] = {
     "webp": _CLASSICAL_SWEEP,
     "avif": _CLASSICAL_SWEEP,
     "jpeg2000": _CLASSICAL_SWEEP,
+    "jxl": _CLASSICAL_SWEEP,
+    "heic": _CLASSICAL_SWEEP,
     "classical": _CLASSICAL_SWEEP,
     "learned": [1, 2, 3, 4, 5, 6, 7, 8],  # the trained rate levels of the shipped models
 }
 
-METRICS = ("bytes", "bpp", "psnr", "ssim", "ms_ssim", "ms_ssim_db", "blockiness")
+METRICS = ("bytes", "bpp", "psnr", "ssim", "ms_ssim", "ms_ssim_db", "ssimulacra2", "blockiness")
 _TEXT_COLUMNS = {"image", "codec"}
 
 
-def sweep(images: dict[str, np.ndarray], codecs: dict[str, list[float]], progress=None) -> list[dict]:
+def sweep(images: dict[str, np.ndarray], codecs: dict[str, list[float]], progress=None,
+          perceptual: bool = True) -> list[dict]:
     """One row per (image, codec, quality): size, metrics and coding times.
 
-    `progress(done, total, label)` is called after each encode/decode pair.
+    `progress(done, total, label)` is called after each encode/decode pair. `perceptual=False`
+    skips SSIMULACRA 2 (NaN), the one metric slower than the coding itself.
     """
     plan = [(get_codec(name), qualities) for name, qualities in codecs.items()]
     total = len(images) * sum(len(q) for _, q in plan)
@@ -52,7 +56,7 @@ def sweep(images: dict[str, np.ndarray], codecs: dict[str, list[float]], progres
                 t1 = time.perf_counter()
                 decoded = codec.decode(data)
                 t2 = time.perf_counter()
-                metrics = evaluate(image, decoded, len(data))
+                metrics = evaluate(image, decoded, len(data), perceptual)
                 rows.append({"image": image_name, "codec": codec.name, "quality": quality,
                              **{k: metrics[k] for k in METRICS},
                              "encode_ms": round((t1 - t0) * 1000, 2), "decode_ms": round((t2 - t1) * 1000, 2)})
@@ -97,6 +101,8 @@ def read_csv(path) -> list[dict]:
 
 
 def _number(text: str):
+    if text == "":  # a column some rows lack (a metric added after they were swept)
+        return float("nan")
     for kind in (int, float):
         try:
             return kind(text)
@@ -252,5 +258,5 @@ def _curves_by_codec(rows: list[dict], metric: str) -> dict[str, tuple[list, lis
     for row in rows:
         bpp, values = curves.setdefault(row["codec"], ([], []))
         bpp.append(row["bpp"])
-        values.append(row[metric])
+        values.append(row.get(metric, float("nan")))  # rows swept before a metric existed lack it
     return curves

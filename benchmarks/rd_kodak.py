@@ -4,10 +4,11 @@
     python benchmarks/rd_kodak.py DIR --limit 6        # a quicker look at 6 images
     python benchmarks/rd_kodak.py DIR --update-cards   # also record the results in the model cards
     python benchmarks/rd_kodak.py --samples            # held-out check: the app's built-in photos
+    python benchmarks/rd_kodak.py DIR --codecs jxl,heic --add   # sweep these, keep the others' rows
 
 Writes benchmarks/results/kodak_rd.csv (one row per image, codec and quality),
-kodak_bdrate.json (BD-rate by PSNR and by MS-SSIM in dB of every codec against OpenCV
-JPEG, over the overlapping range; each codec's PSNR at 0.25 bpp) and kodak_rd.html
+kodak_bdrate.json (BD-rate by PSNR, by MS-SSIM in dB and by SSIMULACRA 2 of every codec
+against OpenCV JPEG, over the overlapping range; each codec's PSNR at 0.25 bpp) and kodak_rd.html
 (interactive Plotly chart); with --samples, samples_rd.csv, samples_bdrate.json and
 samples_rd.html. JPEG is swept at every quality from 2 to 30, where the low-rate curves
 meet, and in steps of 5 above.
@@ -38,17 +39,19 @@ def chart(averages: list[dict], path: Path, title: str) -> None:
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("PSNR (RGB)", "MS-SSIM (dB)"))
+    fig = make_subplots(rows=1, cols=3, subplot_titles=("PSNR (RGB)", "MS-SSIM (dB)", "SSIMULACRA 2"))
     for codec in dict.fromkeys(r["codec"] for r in averages):
         pts = [r for r in averages if r["codec"] == codec]
-        for col, metric in ((1, "psnr"), (2, "ms_ssim_db")):
-            fig.add_trace(go.Scatter(x=[p["bpp"] for p in pts], y=[p[metric] for p in pts], mode="lines+markers",
-                                     name=codec, legendgroup=codec, showlegend=col == 1,
+        for col, metric, unit in ((1, "psnr", " dB"), (2, "ms_ssim_db", " dB"), (3, "ssimulacra2", "")):
+            fig.add_trace(go.Scatter(x=[p["bpp"] for p in pts], y=[p.get(metric) for p in pts],
+                                     mode="lines+markers", name=codec, legendgroup=codec, showlegend=col == 1,
                                      customdata=[p["quality"] for p in pts],
-                                     hovertemplate=f"{codec} q=%{{customdata}}<br>%{{x:.3f}} bpp<br>%{{y:.2f}} dB"),
+                                     hovertemplate=f"{codec} q=%{{customdata}}<br>%{{x:.3f}} bpp<br>%{{y:.2f}}{unit}"),
                           row=1, col=col)
     fig.update_xaxes(title_text="bits per pixel")
-    fig.update_yaxes(title_text="dB")
+    fig.update_yaxes(title_text="dB", col=1)
+    fig.update_yaxes(title_text="dB", col=2)
+    fig.update_yaxes(title_text="score (100 = identical)", col=3)
     fig.update_layout(title=f"{title} ({averages[0]['images']} images), mean over images per quality",
                       template="plotly_white", height=500)
     fig.write_html(path, include_plotlyjs=True, full_html=True)
@@ -63,7 +66,11 @@ def main() -> int:
     ap.add_argument("--update-cards", action="store_true", help="write the results into the models' cards")
     ap.add_argument("--samples", action="store_true",
                     help="sweep the built-in scikit-image photos instead of a folder (neither Kodak nor training data)")
+    ap.add_argument("--add", action="store_true",
+                    help="sweep only --codecs and keep every other codec's rows from the CSV already in --out")
     args = ap.parse_args()
+    if args.add and not args.codecs:
+        ap.error("--add needs --codecs")
     if args.samples and args.update_cards:
         ap.error("--update-cards records Kodak results only")
 
@@ -80,27 +87,34 @@ def main() -> int:
     def progress(done, total, label):
         print(f"\r{done}/{total} {label:<50}", end="", file=sys.stderr, flush=True)
 
-    rows = rd.sweep(images, plan, progress=progress)
-    print(f"\nswept in {time.time() - t0:.0f} s", file=sys.stderr)
     out = Path(args.out)
+    kept = []
+    if args.add:
+        kept = [r for r in rd.read_csv(out / f"{prefix}_rd.csv") if r["codec"] not in plan and r["image"] in images]
+        plan = {**{c: None for c in dict.fromkeys(r["codec"] for r in kept)}, **plan}  # keeps their order first
+    rows = kept + rd.sweep(images, {c: q for c, q in plan.items() if q is not None}, progress=progress)
+    print(f"\nswept in {time.time() - t0:.0f} s", file=sys.stderr)
     out.mkdir(parents=True, exist_ok=True)
     rd.write_csv(rows, out / f"{prefix}_rd.csv")
     averages = rd.average(rows)
     result = {"images": len(images), "anchor": "jpeg",
               "bd_rate_psnr": rd.bd_table(averages, "jpeg", "psnr"),
-              "bd_rate_ms_ssim": rd.bd_table(averages, "jpeg", "ms_ssim_db")}
+              "bd_rate_ms_ssim": rd.bd_table(averages, "jpeg", "ms_ssim_db"),
+              "bd_rate_ssimulacra2": rd.bd_table(averages, "jpeg", "ssimulacra2")}
     at_rate = f"psnr_at_{CHECK_RATE}_bpp"
     result[at_rate] = {k: round(v, 3) for k, v in rd.at_rate_table(averages, CHECK_RATE).items()
                        if v == v}  # NaN: the curve does not reach that rate
     if "webp" in plan:
         result["vs_webp_psnr"] = {k: v for k, v in rd.bd_table(averages, "webp", "psnr").items() if k in LEARNED}
-    result["curves"] = {c: [{k: round(r[k], 4) for k in ("quality", "bpp", "psnr", "ms_ssim", "ms_ssim_db")}
+    result["curves"] = {c: [{k: round(r[k], 4) if r.get(k) == r.get(k) else None  # NaN or absent: not scored
+                             for k in ("quality", "bpp", "psnr", "ms_ssim", "ms_ssim_db", "ssimulacra2")}
                             for r in averages if r["codec"] == c] for c in plan}
     (out / f"{prefix}_bdrate.json").write_text(json.dumps(result, indent=2) + "\n")
     chart(averages, out / f"{prefix}_rd.html", "Built-in sample photos" if args.samples else "Kodak")
     for codec in plan:
         print(f"{codec:12s} BD-rate vs JPEG: PSNR {result['bd_rate_psnr'].get(codec, 0):+7.1f}%  "
               f"MS-SSIM {result['bd_rate_ms_ssim'].get(codec, 0):+7.1f}%  "
+              f"SSIMULACRA 2 {result['bd_rate_ssimulacra2'].get(codec, 0):+7.1f}%  "
               f"PSNR at {CHECK_RATE} bpp {result[at_rate].get(codec, float('nan')):6.2f} dB")
     if args.update_cards:
         for name in plan:

@@ -148,6 +148,7 @@ _FORMATS = {
     "psnr": lambda v: f"{v:.2f}",
     "ms_ssim": lambda v: f"{v:.4f}",
     "ms_ssim_db": lambda v: f"{v:.2f}",
+    "ssimulacra2": lambda v: f"{v:.1f}",
     "ssim": lambda v: f"{v:.4f}",
     "blockiness": lambda v: f"{v:.3f}",
     "encode_ms": lambda v: f"{v:.1f}",
@@ -295,8 +296,14 @@ def main() -> None:
     with table_col:
         st.subheader("Measured")
         st.table(metrics_table(comp.results))
-        st.caption("Highlighted: the better value in each row. Blockiness measures the 8×8 grid: 1 means none, "
-                   "higher is more visible. Times are one run on this server.")
+        st.caption("Highlighted: the better value in each row. SSIMULACRA 2 is a perceptual score: 90 is "
+                   "visually lossless, 70 high, 50 medium, 30 low quality. Blockiness measures the 8×8 grid: "
+                   "1 means none, higher is more visible. Times are one run on this server.")
+        scored = cmp.shrink_to_pixels(coded, cmp.SSIMULACRA2_PIXELS)
+        if scored is not coded:
+            st.caption(f"SSIMULACRA 2 is scored on copies of the original and of each decoded image scaled to "
+                       f"{scored.shape[1]}×{scored.shape[0]} (it takes seconds per megapixel); every other "
+                       f"number is for the full {coded.shape[1]}×{coded.shape[0]} pixels.")
     with side_col:
         st.subheader("Download")
         downloads(comp, views, Path(name).stem.lower().replace(" ", "_") or "image")

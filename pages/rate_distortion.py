@@ -7,7 +7,7 @@ and draws Plotly charts. Rate is the whole file, 8 x bytes / pixels.
 Each point (image, codec, weights, quality) is measured once per process (`measure`), so
 switching scope or adding a codec only codes what is new. The Compare page's operating
 point (session state "operating_point") is marked when this page shows the same image.
-Widget keys (tests set them): rd_scope, rd_upload, rd_sample, rd_codecs, rd_samples,
+Widget keys (tests set them): rd_scope, rd_metric, rd_upload, rd_sample, rd_codecs, rd_samples,
 rd_files, rd_published, rd_download_csv, rd_download_html.
 """
 from __future__ import annotations
@@ -44,10 +44,16 @@ MAX_PIXELS = 1_000_000
 PUBLISHED_DEFAULT = ["JPEG (PIL 7.1.2 / libjpeg)", "WebP (PIL 7.1.2)", "bmshj2018-hyperprior (CompressAI, mse)",
                      "mbt2018-mean (CompressAI, mse)", "Theis 2017 compressive autoencoder (ICLR)"]
 # Published names that are our classical codecs, so both share a colour (ours solid, theirs dashed).
-PUBLISHED_KIN = {"JPEG (": "jpeg", "JPEG 4:2:0": "jpeg", "WebP": "webp", "JPEG2000": "jpeg2000", "AV1": "avif"}
+PUBLISHED_KIN = {"JPEG (": "jpeg", "JPEG 4:2:0": "jpeg", "WebP": "webp", "JPEG2000": "jpeg2000", "AV1": "avif",
+                "BPG": "heic", "HEVC": "heic"}  # BPG and HM code HEVC intra frames, as HEIC does
 # Published curves that are none of our codecs: colours apart from the D3 palette ours use.
 PUBLISHED_COLOURS = ["#111111", "#E7298A", "#00A6D6", "#B8860B", "#6A3D9A", "#1B9E77", "#A6761D", "#FF7F50"]
-METRIC_WORDS = {"psnr": "PSNR", "ms_ssim_db": "MS-SSIM"}
+METRIC_WORDS = {"psnr": "PSNR", "ms_ssim_db": "MS-SSIM", "ssimulacra2": "SSIMULACRA 2"}
+# The right-hand chart and the BD-rate table's second column: a perceptual metric. SSIMULACRA 2
+# costs about 1 s per point on a megapixel, so points are scored by it only once it is chosen.
+PERCEPTUAL = {"MS-SSIM": "ms_ssim_db", "SSIMULACRA 2": "ssimulacra2"}
+AXIS_TITLES = {"ms_ssim_db": ("MS-SSIM in dB, higher is better", "dB"),
+               "ssimulacra2": ("SSIMULACRA 2 (100 = identical), higher is better", "score")}
 NO_OVERLAP = "no overlap"
 NOT_PUBLISHED = "not published"
 
@@ -55,19 +61,20 @@ NOT_PUBLISHED = "not published"
 # -- measuring ------------------------------------------------------------------------------
 
 @st.cache_data(max_entries=20_000, show_spinner=False)
-def measure(image_key: str, _image, codec: str, stamp: str, quality: float) -> dict:
+def measure(image_key: str, _image, codec: str, stamp: str, quality: float, perceptual: bool) -> dict:
     """One rate-distortion point: `codec` at `quality` on the image (keyed by its hash, not its pixels).
 
-    `stamp` changes when learned weights are replaced, so fine-tuned weights are measured afresh.
+    `stamp` changes when learned weights are replaced, so fine-tuned weights are measured afresh;
+    `perceptual` also scores SSIMULACRA 2.
     """
-    return rd.sweep({image_key: _image}, {codec: [quality]})[0]
+    return rd.sweep({image_key: _image}, {codec: [quality]}, perceptual=perceptual)[0]
 
 
 def qualities(codec: str) -> list[float]:
     return LEARNED_QUALITIES if codec in learned_names() else CLASSICAL_QUALITIES
 
 
-def sweep(images: dict[str, tuple[str, object]], codecs: list[str]) -> list[dict]:
+def sweep(images: dict[str, tuple[str, object]], codecs: list[str], metric: str = "ms_ssim_db") -> list[dict]:
     """Rows of `rd.sweep` for {name: (cache key, pixels)}, measured point by point with a progress bar."""
     plan = [(name, key, pixels, codec, q) for name, (key, pixels) in images.items()
             for codec in codecs for q in qualities(codec)]
@@ -76,7 +83,7 @@ def sweep(images: dict[str, tuple[str, object]], codecs: list[str]) -> list[dict
     rows = []
     for i, (name, key, pixels, codec, q) in enumerate(plan):
         bar.progress(i / len(plan), text=f"{label(codec)} at quality {q:g} · {name} ({i + 1} of {len(plan)})")
-        rows.append({**measure(key, pixels, codec, stamps[codec], q), "image": name})
+        rows.append({**measure(key, pixels, codec, stamps[codec], q, metric == "ssimulacra2"), "image": name})
     bar.empty()
     return rows
 
@@ -148,24 +155,26 @@ def finite(values) -> list:
 
 
 def figure(rows: list[dict], averaged: bool, point: dict | None = None,
-           references: list[dict] | None = None) -> go.Figure:
-    """bpp against PSNR (left) and MS-SSIM in dB (right): our curves solid, published ones dashed."""
+           references: list[dict] | None = None, metric: str = "ms_ssim_db") -> go.Figure:
+    """bpp against PSNR (left) and `metric` (right: MS-SSIM in dB or SSIMULACRA 2): ours solid, published dashed."""
+    title, unit = AXIS_TITLES[metric]
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.08,
-                        subplot_titles=("PSNR (RGB), higher is better", "MS-SSIM in dB, higher is better"))
+                        subplot_titles=("PSNR (RGB), higher is better", title))
     codecs = list(dict.fromkeys(r["codec"] for r in rows))
     colour = colours(codecs)
     mean = "mean over %{customdata[5]} images<br>" if averaged else ""
     for codec in codecs:
         pts = sorted((r for r in rows if r["codec"] == codec), key=lambda r: r["quality"])
-        custom = [[p["quality"], p["bytes"], p["psnr"], p["ms_ssim"], p["ms_ssim_db"], p.get("images", 1)]
-                  for p in pts]
+        custom = [[p["quality"], p["bytes"], p["psnr"], p["ms_ssim"], p["ms_ssim_db"], p.get("images", 1),
+                   p.get("ssimulacra2", math.nan)] for p in pts]
         name = label(codec)
+        score = "<br>SSIMULACRA 2 %{customdata[6]:.1f}" if metric == "ssimulacra2" else ""
         hover = (f"<b>{name}</b> quality %{{customdata[0]:g}}<br>{mean}%{{customdata[1]:,.0f}} bytes · "
                  "%{x:.3f} bpp<br>PSNR %{customdata[2]:.2f} dB<br>MS-SSIM %{customdata[3]:.4f} "
-                 "(%{customdata[4]:.2f} dB)<extra></extra>")
-        for col, metric in ((1, "psnr"), (2, "ms_ssim_db")):
+                 f"(%{{customdata[4]:.2f}} dB){score}<extra></extra>")
+        for col, key in ((1, "psnr"), (2, metric)):
             fig.add_trace(go.Scatter(
-                x=[p["bpp"] for p in pts], y=finite(p[metric] for p in pts), mode="lines+markers", name=name,
+                x=[p["bpp"] for p in pts], y=finite(p.get(key, math.nan) for p in pts), mode="lines+markers", name=name,
                 legendgroup=codec, showlegend=col == 1, customdata=custom, hovertemplate=hover,
                 line={"color": colour[codec], "width": 2.5 if codec in learned_names() else 1.8},
                 marker={"size": 6}), row=1, col=col)
@@ -174,8 +183,8 @@ def figure(rows: list[dict], averaged: bool, point: dict | None = None,
         name = f"{ref['codec']} (published)"
         hover = (f"<b>{ref['codec']}</b> (published)<br>%{{x:.3f}} bpp · %{{y:.2f}} dB<br>"
                  f"{ref['points'][0]['source']}<extra></extra>")
-        for col, metric in ((1, "psnr"), (2, "ms_ssim_db")):
-            values = finite(p[metric] for p in ref["points"])
+        for col, key in ((1, "psnr"), (2, metric)):
+            values = finite(p.get(key, math.nan) for p in ref["points"])
             fig.add_trace(go.Scatter(
                 x=[p["bpp"] for p in ref["points"]], y=values, mode="lines", name=name, legendgroup=name,
                 showlegend=col == 1, hovertemplate=hover, opacity=0.85,
@@ -185,7 +194,8 @@ def figure(rows: list[dict], averaged: bool, point: dict | None = None,
         hover = (f"<b>Compare page</b>: {point['label']} at quality {point['quality']:g}<br>"
                  f"{point['bytes']:,} bytes · {point['bpp']:.3f} bpp<br>PSNR {point['psnr']:.2f} dB<br>"
                  f"MS-SSIM {point['ms_ssim']:.4f}<extra></extra>")
-        for col, value in ((1, point["psnr"]), (2, ms_ssim_db(point["ms_ssim"]))):
+        second = ms_ssim_db(point["ms_ssim"]) if metric == "ms_ssim_db" else point.get(metric, math.nan)
+        for col, value in ((1, point["psnr"]), (2, second)):
             fig.add_trace(go.Scatter(
                 x=[point["bpp"]], y=finite([value]), mode="markers", name="Compare page's point",
                 legendgroup="operating point", showlegend=col == 1, hovertemplate=hover,
@@ -195,7 +205,8 @@ def figure(rows: list[dict], averaged: bool, point: dict | None = None,
     top = x_limit(fig, rows)
     if top is not None:
         fig.update_xaxes(range=[0, top])
-    fig.update_yaxes(title_text="dB")
+    fig.update_yaxes(title_text="dB", row=1, col=1)
+    fig.update_yaxes(title_text=unit, row=1, col=2)
     fig.update_layout(height=520, margin={"t": 40, "b": 10, "l": 10, "r": 10}, hovermode="closest",
                       legend={"orientation": "h", "yanchor": "top", "y": -0.14, "xanchor": "left", "x": 0})
     return fig
@@ -213,10 +224,10 @@ def x_limit(fig: go.Figure, rows: list[dict]) -> float | None:
 
 # -- BD-rate --------------------------------------------------------------------------------
 
-def bd_rates(rows: list[dict], anchor: str) -> dict[str, dict[str, float]]:
-    """{codec: {"psnr": %, "ms_ssim_db": %}} against `anchor` (NaN where the curves do not overlap)."""
-    tables = {metric: rd.bd_table(rows, anchor, metric) for metric in METRIC_WORDS}
-    return {codec: {metric: tables[metric][codec] for metric in METRIC_WORDS} for codec in tables["psnr"]}
+def bd_rates(rows: list[dict], anchor: str, metric: str = "ms_ssim_db") -> dict[str, dict[str, float]]:
+    """{codec: {"psnr": %, metric: %}} against `anchor` (NaN where the curves do not overlap)."""
+    tables = {m: rd.bd_table(rows, anchor, m) for m in ("psnr", metric)}
+    return {codec: {m: tables[m][codec] for m in tables} for codec in tables["psnr"]}
 
 
 def percent(value: float | None) -> str:
@@ -256,7 +267,7 @@ def sentence(name: str, rates: dict[str, float | None], anchor_name: str) -> str
 
 
 def bd_section(entries: list[tuple[str, str, dict[str, float], str]], scope: str, fig: go.Figure,
-               note: str = "") -> None:
+               note: str = "", metric: str = "ms_ssim_db") -> None:
     """The BD-rate table, a sentence per codec and the downloads. entries: (name, anchor name, rates, kind)."""
     st.subheader("BD-rate against JPEG")
     st.caption("Bjøntegaard delta rate: the average difference in bits for the same quality, over the quality "
@@ -266,7 +277,7 @@ def bd_section(entries: list[tuple[str, str, dict[str, float], str]], scope: str
         st.info("Add JPEG and at least one other codec to compare them.", icon=":material/info:")
     else:
         columns = {"For the same PSNR": [percent(r["psnr"]) for _, _, r, _ in entries],
-                   "For the same MS-SSIM": [percent(r["ms_ssim_db"]) for _, _, r, _ in entries]}
+                   f"For the same {METRIC_WORDS[metric]}": [percent(r[metric]) for _, _, r, _ in entries]}
         anchors_used = [a for _, a, _, _ in entries]
         if len(set(anchors_used)) > 1:  # ours against our JPEG, published ones against the published JPEG
             columns = {"Against": anchors_used, **columns}
@@ -276,7 +287,7 @@ def bd_section(entries: list[tuple[str, str, dict[str, float], str]], scope: str
         with text_col:
             st.markdown("\n".join(f"- {sentence(n, r, a)}" for n, a, r, _ in entries))
     csv_rows = [{"codec": n, "kind": k, "anchor": a, "scope": scope,
-                 "bd_rate_psnr_percent": plain(r["psnr"]), "bd_rate_ms_ssim_db_percent": plain(r["ms_ssim_db"])}
+                 "bd_rate_psnr_percent": plain(r["psnr"]), f"bd_rate_{metric}_percent": plain(r[metric])}
                 for n, a, r, k in entries]
     buf = io.StringIO()
     if csv_rows:
@@ -291,23 +302,32 @@ def bd_section(entries: list[tuple[str, str, dict[str, float], str]], scope: str
                       help="The interactive chart as one self-contained file (works offline).")
 
 
-def our_entries(rows: list[dict]) -> list[tuple[str, str, dict[str, float], str]]:
+def our_entries(rows: list[dict], metric: str = "ms_ssim_db") -> list[tuple[str, str, dict[str, float], str]]:
     if not any(r["codec"] == ANCHOR for r in rows):
         return []
     anchor_name = label(ANCHOR)
-    return [(label(c), anchor_name, rates, "measured") for c, rates in bd_rates(rows, ANCHOR).items()]
+    return [(label(c), anchor_name, rates, "measured") for c, rates in bd_rates(rows, ANCHOR, metric).items()]
 
 
 # -- scopes ---------------------------------------------------------------------------------
 
+def pick_metric() -> str:
+    chosen = st.radio("Perceptual metric", list(PERCEPTUAL), key="rd_metric", horizontal=True,
+                      persist_state="session",
+                      help="The right-hand chart and the BD-rate table's second column. SSIMULACRA 2 (the JPEG "
+                           "XL project's perceptual score: 90 visually lossless, 50 medium, 30 low) takes about "
+                           "a second per point on a megapixel, so the points are scored once you choose it.")
+    return PERCEPTUAL[chosen]
+
+
 def show(rows: list[dict], averaged: bool, scope: str, point=None, references=None, extra_entries=(),
-         note: str = "") -> None:
-    fig = figure(rows, averaged, point, references)
+         note: str = "", metric: str = "ms_ssim_db") -> None:
+    fig = figure(rows, averaged, point, references, metric)
     st.plotly_chart(fig, key="rd_chart", config={"displaylogo": False})
     if fig.layout.xaxis.range:  # set only when some points lie beyond it
         st.caption(f"The rate axis stops at {fig.layout.xaxis.range[1]:.1f} bpp, where the codecs differ; the "
                    "chart's autoscale button shows every point.")
-    bd_section(our_entries(rows) + list(extra_entries), scope, fig, note)
+    bd_section(our_entries(rows, metric) + list(extra_entries), scope, fig, note, metric)
 
 
 def this_image() -> None:
@@ -326,7 +346,8 @@ def this_image() -> None:
     if not codecs:
         st.info("Pick at least one codec.", icon=":material/info:")
         return
-    rows = sweep({name: (key, coded)}, codecs)
+    metric = pick_metric()
+    rows = sweep({name: (key, coded)}, codecs, metric)
     point = st.session_state.get(shared.OPERATING_POINT_KEY)
     mark = (point is not None and point.get("image") == name and point.get("size") == f"{w}x{h}"
             and point.get("codec") in codecs)
@@ -337,7 +358,7 @@ def this_image() -> None:
     elif point is not None:
         st.caption(f"The Compare page's result is for {shared.md_escape(str(point.get('image')))} "
                    f"({point.get('size', '').replace('x', '×')}); pick that image here to see it on the curves.")
-    show(rows, False, THIS_IMAGE, point if mark else None)
+    show(rows, False, THIS_IMAGE, point if mark else None, metric=metric)
 
 
 def image_set() -> None:
@@ -353,9 +374,10 @@ def image_set() -> None:
         st.info("Pick at least one codec.", icon=":material/info:")
         return
     swept = {name: shrunk(key, pixels) for name, (key, pixels) in images.items()}
-    rows = rd.average(sweep(swept, codecs))
+    metric = pick_metric()
+    rows = rd.average(sweep(swept, codecs, metric))
     st.markdown(f"**{len(images)} images** · each curve is the mean over them at each quality setting")
-    show(rows, True, IMAGE_SET)
+    show(rows, True, IMAGE_SET, metric=metric)
 
 
 def kodak() -> None:
@@ -372,13 +394,14 @@ def kodak() -> None:
     own = {n: PUBLISHED_COLOURS[i % len(PUBLISHED_COLOURS)] for i, n in enumerate(unrelated)}
     references = [{"codec": n, "points": [p for p in points if p["codec"] == n], "colour": own.get(n)}
                   for n in chosen]
+    metric = pick_metric()
     extra = []
     published_anchor = [p for p in points if p["codec"] == anchors.PUBLISHED_JPEG]
     others = [p for p in points if p["codec"] in chosen and p["codec"] != anchors.PUBLISHED_JPEG]
     if others:
-        for codec, rates in bd_rates(published_anchor + others, anchors.PUBLISHED_JPEG).items():
-            if not any(math.isfinite(p["ms_ssim_db"]) for p in others if p["codec"] == codec):
-                rates["ms_ssim_db"] = None  # its authors gave PSNR only
+        for codec, rates in bd_rates(published_anchor + others, anchors.PUBLISHED_JPEG, metric).items():
+            if not any(math.isfinite(p.get(metric, math.nan)) for p in others if p["codec"] == codec):
+                rates[metric] = None  # its authors gave PSNR only (and none gave SSIMULACRA 2)
             extra.append((f"{codec} (published)", "published JPEG", rates, "published"))
     if rows:
         averaged = rd.average(rows)
@@ -392,7 +415,7 @@ def kodak() -> None:
                 icon=":material/hourglass_empty:")
     show(averaged, True, KODAK, references=references, extra_entries=extra,
          note="Our codecs are measured against our JPEG (OpenCV's libjpeg-turbo, 4:2:0); published ones against "
-              "the published JPEG (Pillow's libjpeg, from CompressAI's results).")
+              "the published JPEG (Pillow's libjpeg, from CompressAI's results).", metric=metric)
     if chosen:
         with st.expander("Sources of the published curves"):
             sources = {n: points_source(points, n) for n in chosen}

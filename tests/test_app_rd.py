@@ -99,7 +99,7 @@ def test_this_image_marks_the_compare_pages_point(app):
     codecs = at.multiselect(key="rd_codecs").value
     expected = expected_table(page_sweep({"Cat": crops()["Cat"]}, codecs), "jpeg",
                               {"tiny-hyper": "tiny-hyper", "tiny-seed": "tiny-seed", "webp": "WebP",
-                               "avif": "AVIF", "jpeg2000": "JPEG 2000"})
+                               "avif": "AVIF", "jpeg2000": "JPEG 2000", "jxl": "JPEG XL", "heic": "HEIC"})
     assert shown_table(at) == expected
     assert shown_table(at)["tiny-hyper"] == ("no overlap", "no overlap")  # tiny models sit far below JPEG q5
     assert any("WebP" in m.value and "than JPEG for the same PSNR" in m.value for m in at.markdown)
@@ -240,3 +240,18 @@ def test_inside_without_learned_weights_explains(app, user_weights):
     app.switch_page(INSIDE_PAGE).run()
     assert not app.exception
     assert any("No learned weights" in i.value for i in app.info)
+
+
+def test_ssimulacra2_as_the_perceptual_metric(app):
+    at = open_page(app, RD_PAGE)
+    at.multiselect(key="rd_codecs").set_value(["jpeg", "webp"]).run()
+    assert at.radio(key="rd_metric").value == "MS-SSIM"
+    at.radio(key="rd_metric").set_value("SSIMULACRA 2").run()
+    assert not at.exception, at.exception
+    rows = rd.sweep({"Cat": crops()["Cat"]}, {c: [5, 10, 20, 30, 40, 50, 60, 70, 80, 90] for c in ("jpeg", "webp")})
+    webp = [t for t in traces(at) if t["name"] == "WebP"]
+    assert webp[1]["y"] == pytest.approx([r["ssimulacra2"] for r in rows if r["codec"] == "webp"])
+    table = at.table[0].value
+    expected = rd.bd_table(rows, "jpeg", "ssimulacra2")["webp"]
+    assert table.loc["WebP", "For the same SSIMULACRA 2"] == f"{expected:+.1f}%"
+    assert "For the same MS-SSIM" not in table.columns

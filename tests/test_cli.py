@@ -12,7 +12,7 @@ from PIL import Image
 import pytest
 
 from aecore.io import load_image
-from aecore.metrics import psnr
+from aecore.metrics import psnr, ssimulacra2
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -49,6 +49,7 @@ def test_compress_decompress_info(user_weights, photo, tmp_path):
     decoded = load_image(png).pixels
     assert decoded.shape == photo.shape
     assert rec["psnr"] == pytest.approx(psnr(photo, decoded), abs=1e-6)
+    assert rec["ssimulacra2"] == pytest.approx(ssimulacra2(photo, decoded), abs=1e-6)
     info = json.loads(run("info", aec).stdout)
     assert info["model"] == "tiny-hyper" and (info["width"], info["height"]) == (128, 96)
 

@@ -103,3 +103,37 @@ def test_avif_backends_round_trip(backend, photo):
     for image in (photo, cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY)):
         out = codec._decode_with(backend, codec._encode_with(backend, image, 60))
         assert out.shape == image.shape and psnr(image, out) > 25
+
+
+@pytest.mark.parametrize("name", [n for n in ("jxl", "heic") if n in SUPPORTED])
+def test_size_grows_with_quality(name, photo):
+    codec = get_codec(name)
+    sizes = [len(codec.encode(photo, q)) for q in range(10, 100, 10)]
+    assert sizes == sorted(sizes) and len(set(sizes)) == len(sizes)
+
+
+def test_new_formats_are_offered():
+    """requirements.txt pins both plugins; their wheels carry libjxl and libheif with x265."""
+    assert {"jxl", "heic"} <= set(SUPPORTED)
+
+
+def test_jxl_quality_100_is_lossless(photo):
+    codec = get_codec("jxl")
+    for image in (photo, cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY)):
+        assert np.array_equal(codec.decode(codec.encode(image, 100)), image)
+
+
+def test_jxl_is_a_jpeg_xl_codestream_pillow_reads(photo):
+    data = get_codec("jxl").encode(photo, 80)
+    assert data[:2] == b"\xff\x0a"
+    with Image.open(io.BytesIO(data)) as im:
+        assert im.format == "JXL" and im.size == (photo.shape[1], photo.shape[0])
+
+
+def test_heic_is_a_heif_file_at_420(photo):
+    import pillow_heif
+    data = get_codec("heic").encode(photo, 60)
+    assert data[4:12] == b"ftypheic"
+    heif = pillow_heif.open_heif(io.BytesIO(data))
+    assert heif.size == (photo.shape[1], photo.shape[0]) and heif.info.get("chroma") == 420
+    assert np.array_equal(np.asarray(heif), get_codec("heic").decode(data))

@@ -176,3 +176,15 @@ def test_the_downloaded_stream_decodes_to_the_pixels_shown(user_weights, photo):
     from aecore.codecs.learned import decode_any
     learned = cmp.compare(photo, "tiny-hyper", 5.0).learned
     assert np.array_equal(decode_any(learned.data), learned.decoded)
+
+
+def test_ssimulacra2_is_scored_on_a_copy_only_above_the_cap(photo, monkeypatch):
+    from aecore.metrics import ssimulacra2
+    jpeg = get_codec("jpeg")
+    full = cmp.code(jpeg, photo, 40)
+    assert full.metrics["ssimulacra2"] == ssimulacra2(photo, full.decoded)
+    monkeypatch.setattr(cmp, "SSIMULACRA2_PIXELS", 3000)
+    small = cmp.code(jpeg, photo, 40)
+    shrink = lambda x: cmp.shrink_to_pixels(x, 3000)  # noqa: E731
+    assert small.metrics["ssimulacra2"] == ssimulacra2(shrink(photo), shrink(small.decoded))
+    assert small.metrics["psnr"] == full.metrics["psnr"]  # every other number stays full size

@@ -18,6 +18,7 @@ from aecore.metrics import (
     ms_ssim_scales,
     psnr,
     ssim,
+    ssimulacra2,
 )
 
 RNG = np.random.default_rng(0)
@@ -140,17 +141,65 @@ def test_blockiness_edge_cases():
 def test_evaluate_returns_plain_numbers():
     decoded = jpeg(ASTRONAUT, 30)
     result = evaluate(ASTRONAUT, decoded, 20_000)
-    assert set(result) == {"bytes", "bpp", "ratio", "psnr", "ssim", "ms_ssim", "ms_ssim_db", "blockiness"}
+    assert set(result) == {"bytes", "bpp", "ratio", "psnr", "ssim", "ms_ssim", "ms_ssim_db", "ssimulacra2",
+                           "blockiness"}
     assert type(result["bytes"]) is int and all(type(v) is float for k, v in result.items() if k != "bytes")
     assert result["ssim"] == pytest.approx(ssim(ASTRONAUT, decoded))
     assert result["ms_ssim"] == pytest.approx(ms_ssim(ASTRONAUT, decoded))
     assert result["bpp"] == pytest.approx(8 * 20_000 / 512**2)
     assert result["blockiness"] == pytest.approx(blockiness(decoded))
+    assert result["ssimulacra2"] == ssimulacra2(ASTRONAUT, decoded)
+    assert math.isnan(evaluate(ASTRONAUT, decoded, 20_000, perceptual=False)["ssimulacra2"])
     tiny = evaluate(ASTRONAUT[:3, :7], ASTRONAUT[:3, :7], 50)
     assert tiny["psnr"] == math.inf and math.isnan(tiny["ms_ssim"]) and math.isnan(tiny["blockiness"])
+    assert math.isnan(tiny["ssimulacra2"])
 
 
-@pytest.mark.parametrize("metric", [psnr, ssim, ms_ssim])
+CROP = np.ascontiguousarray(ASTRONAUT[:192, 160:416])  # face and uniform: the score's range in 0.1 s
+
+
+def test_ssimulacra2_is_the_packages_score_on_files():
+    """The same number as the package's own entry point given real PNG files."""
+    import io
+
+    from PIL import Image
+    from ssimulacra2 import compute_ssimulacra2
+
+    def png(image):
+        buf = io.BytesIO()
+        Image.fromarray(image).save(buf, "PNG")
+        buf.seek(0)
+        return buf
+
+    decoded = jpeg(CROP, 40)
+    assert ssimulacra2(CROP, decoded) == compute_ssimulacra2(png(CROP), png(decoded))
+
+
+def test_ssimulacra2_identity_and_monotone_in_distortion():
+    assert ssimulacra2(CROP, CROP) == 100.0
+    by_quality = [ssimulacra2(CROP, jpeg(CROP, q)) for q in (5, 15, 30, 60, 90)]
+    assert by_quality == sorted(by_quality) and by_quality[-1] < 100
+    by_noise = [ssimulacra2(CROP, noisy(CROP, s)) for s in (2, 6, 15)]
+    assert by_noise == sorted(by_noise, reverse=True)
+
+
+def test_ssimulacra2_follows_the_references_published_scale():
+    """The reference's calibration: libjpeg-turbo 4:2:0 scores on average about 30 at quality 20
+    and 50 at quality 35; 90 is visually lossless. One photo sits near those averages."""
+    assert 15 < ssimulacra2(ASTRONAUT, jpeg(ASTRONAUT, 20)) < 50
+    assert 40 < ssimulacra2(ASTRONAUT, jpeg(ASTRONAUT, 35)) < 70
+    assert ssimulacra2(ASTRONAUT, jpeg(ASTRONAUT, 98)) > 85
+
+
+def test_ssimulacra2_gray_is_scored_as_gray_rgb_and_small_images_are_nan():
+    gray = cv2.cvtColor(CROP, cv2.COLOR_RGB2GRAY)
+    blurred = cv2.GaussianBlur(gray, (5, 5), 1.5)
+    as_rgb = lambda g: np.ascontiguousarray(np.dstack([g] * 3))  # noqa: E731
+    assert ssimulacra2(gray, blurred) == pytest.approx(ssimulacra2(as_rgb(gray), as_rgb(blurred)))
+    assert math.isnan(ssimulacra2(CROP[:7], CROP[:7])) and ssimulacra2(CROP[:8, :8], CROP[:8, :8]) == 100
+
+
+@pytest.mark.parametrize("metric", [psnr, ssim, ms_ssim, ssimulacra2])
 def test_mismatched_inputs_raise(metric):
     with pytest.raises(ValueError, match="differ in shape"):
         metric(ASTRONAUT, ASTRONAUT[:, :, 0])

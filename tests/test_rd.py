@@ -144,7 +144,8 @@ def test_sweep_rows_average_and_csv(tmp_path, photo):
     for row in rows:
         h, w = images[row["image"]].shape[:2]
         assert set(row) == {"image", "codec", "quality", "bytes", "bpp", "psnr", "ssim", "ms_ssim",
-                            "ms_ssim_db", "blockiness", "encode_ms", "decode_ms"}
+                            "ms_ssim_db", "ssimulacra2", "blockiness", "encode_ms", "decode_ms"}
+        assert 0 < row["ssimulacra2"] < 100
         assert row["bpp"] == pytest.approx(8 * row["bytes"] / (h * w))
     means = rd.average(rows)
     assert [(m["codec"], m["quality"], m["images"]) for m in means] == [("jpeg", 30, 2), ("jpeg", 70, 2)]
@@ -163,3 +164,21 @@ def test_default_qualities_fit_the_codecs():
         lo, hi = cls.quality_range
         assert all(lo <= q <= hi for q in rd.DEFAULT_QUALITIES[name])
     assert rd.DEFAULT_QUALITIES["learned"] == list(range(1, 9))
+
+
+def test_bd_rate_by_ssimulacra2_on_known_curves():
+    """SSIMULACRA 2 runs below zero at low rates; BD-rate takes it as any higher-is-better score.
+    Rows swept without it (NaN) give NaN, not a number from the other metrics."""
+    bpp, score = [0.1, 0.25, 0.5, 1.0, 2.0], [-12.0, 31.0, 52.0, 70.0, 84.0]
+    rows = [{"codec": "jpeg", "quality": q, "bpp": b, "ssimulacra2": s} for q, (b, s) in enumerate(zip(bpp, score))]
+    rows += [{"codec": "half", "quality": q, "bpp": b / 2, "ssimulacra2": s} for q, (b, s) in enumerate(zip(bpp, score))]
+    rows += [{"codec": "unscored", "quality": q, "bpp": b, "ssimulacra2": math.nan} for q, b in enumerate(bpp)]
+    table = rd.bd_table(rows, anchor="jpeg", metric="ssimulacra2")
+    assert table["half"] == pytest.approx(-50, abs=1e-9) and math.isnan(table["unscored"])
+    # two-point curves: log-rate linear in the score, 10 points better is 2^(-10/20) of the rate
+    assert rd.bd_rate([1, 2], [40, 60], [1, 2], [50, 70]) == pytest.approx((2 ** -0.5 - 1) * 100, abs=1e-9)
+
+
+def test_sweep_can_leave_ssimulacra2_out(photo):
+    row, = rd.sweep({"p": photo}, {"jpeg": [50]}, perceptual=False)
+    assert math.isnan(row["ssimulacra2"]) and row["psnr"] > 25

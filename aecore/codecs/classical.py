@@ -1,4 +1,4 @@
-"""Classical codecs (JPEG, WebP, AVIF, JPEG 2000) behind the `Codec` interface.
+"""Classical codecs (JPEG, WebP, AVIF, JPEG 2000, JPEG XL, HEIC) behind the `Codec` interface.
 
 Each format is one class; a format the installed OpenCV/Pillow wheels cannot round-trip
 reports `is_supported() == False` and is simply not offered. JPEG through OpenCV is the
@@ -16,6 +16,15 @@ import numpy as np
 from PIL import Image
 
 from .base import Codec, CodecError, check_image, register_codec
+
+try:  # JPEG XL (libjxl): importing the plugin registers the "JXL" format with Pillow
+    import pillow_jxl  # noqa: F401
+except ImportError:  # then the codec reports is_supported() == False
+    pass
+try:  # HEIC (libheif with x265), used through its own API: no global Pillow opener
+    import pillow_heif
+except ImportError:
+    pillow_heif = None
 
 # A small colour gradient: enough to exercise every encoder without costing time.
 _PROBE = np.dstack([*np.mgrid[0:256:16, 0:256:16], np.full((16, 16), 128)]).astype(np.uint8)
@@ -76,7 +85,7 @@ def _pil_decode(codec: Codec, data: bytes, fmt: str) -> np.ndarray:
         with Image.open(io.BytesIO(data), formats=[fmt]) as im:
             im.load()
             return np.array(im if im.mode in ("L", "RGB") else im.convert("RGB"))
-    except (OSError, SyntaxError, ValueError):
+    except (OSError, SyntaxError, ValueError, RuntimeError):  # RuntimeError: libjxl's decoder
         raise _invalid(codec) from None
 
 
@@ -238,3 +247,71 @@ class JPEG2000(_Classical):
         if not data.startswith(_JP2_MAGIC):
             raise _invalid(self)
         return _pil_decode(self, data, "JPEG2000")
+
+
+# A bare JPEG XL codestream, and the ISO BMFF container's signature box.
+_JXL_MAGIC = (b"\xff\x0a", b"\x00\x00\x00\x0cJXL \r\n\x87\n")
+
+
+@register_codec("jxl")
+class JPEGXL(_Classical):
+    """JPEG XL (libjxl through `pillow-jxl-plugin`) at libjxl's default effort 7.
+
+    Quality follows cjxl's -q (libjxl maps it to a Butteraugli distance: 90 is distance 1,
+    "visually lossless"); 100 is mathematically lossless, as in cjxl.
+    """
+
+    label = "JPEG XL"
+    extension = "jxl"
+    mime = "image/jxl"
+    quality_range = (1, 100)
+    default_quality = 90  # cjxl's default (distance 1.0)
+
+    def encode(self, image: np.ndarray, quality: float) -> bytes:
+        q = self.check_quality(quality)
+        # libjxl refuses quality 100 unless told it is lossless
+        return _pil_encode(self, check_image(image), "JXL", quality=q, lossless=q == 100, effort=7)
+
+    def decode(self, data: bytes) -> np.ndarray:
+        if not data.startswith(_JXL_MAGIC):
+            raise _invalid(self)
+        return _pil_decode(self, data, "JXL")
+
+
+@register_codec("heic")
+class HEIC(_Classical):
+    """HEIC: HEVC intra frames in a HEIF file (libheif with x265, through `pillow-heif`).
+
+    What phones save photos as. 4:2:0 chroma (x265's default, as phones use); grayscale is
+    coded as HEVC monochrome. Quality is libheif's 1..100; its top is still lossy.
+    """
+
+    label = "HEIC"
+    extension = "heic"
+    mime = "image/heic"
+    quality_range = (1, 100)
+    default_quality = 50  # libheif's default
+
+    def encode(self, image: np.ndarray, quality: float) -> bytes:
+        q = self.check_quality(quality)
+        image = np.ascontiguousarray(check_image(image))
+        buf = io.BytesIO()
+        try:
+            pillow_heif.encode("L" if image.ndim == 2 else "RGB", (image.shape[1], image.shape[0]), image.tobytes(),
+                               buf, quality=q, chroma=420)
+        except (OSError, ValueError, RuntimeError) as e:
+            raise CodecError(f"{self.name}: libheif cannot encode this {_size(image)} image ({e}); "
+                             "try another codec") from None
+        return buf.getvalue()
+
+    def decode(self, data: bytes) -> np.ndarray:
+        if data[4:8] != b"ftyp":
+            raise _invalid(self)
+        try:
+            heif = pillow_heif.open_heif(io.BytesIO(data), convert_hdr_to_8bit=True)
+            out = np.asarray(heif)
+        except (OSError, ValueError, RuntimeError, SyntaxError):
+            raise _invalid(self) from None
+        if out.ndim == 3 and out.shape[2] == 1:
+            out = out[:, :, 0]
+        return np.ascontiguousarray(out if out.ndim == 2 or out.shape[2] == 3 else out[:, :, :3])
