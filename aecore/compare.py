@@ -218,44 +218,55 @@ def winner(results: list[CodecResult], metric: str) -> str | None:
 
 def verdict(results: list[CodecResult] | Comparison) -> str:
     """One line for the headline, e.g.
-    "At 14.2 KB, the autoencoder is +3.1 dB PSNR over JPEG (MS-SSIM 0.962 vs 0.931)".
+    "At 14.2 KB, the autoencoder is +3.1 dB PSNR over JPEG (MS-SSIM 0.962 vs 0.931)."
+
+    The subject is the learned result (else the first one), measured against JPEG (else the
+    next result). Every further coded side gets a clause of its own, so a third codec that
+    beats the subject is named in the headline: "...; 0.8 dB behind JPEG 2000 at 134.8 KB."
     """
     if isinstance(results, Comparison):
         results = results.results
-    learned = next((r for r in results if r.kind == "learned"), None)
-    ref = next((r for r in results if r.codec == REFERENCE), None)
-    if ref is None:
-        return "No JPEG result to compare with."
+    if not results:
+        return "Nothing was coded."
+    subject = next((r for r in results if r.kind == "learned"), results[0])
+    ref = next((r for r in results if r.codec == REFERENCE and r is not subject),
+               next((r for r in results if r is not subject), None))
     # MS-SSIM is NaN for images under 11 px a side: then its clause is left out.
-    if learned is None:
-        ms = "" if math.isnan(ref.metrics["ms_ssim"]) else f", MS-SSIM {ref.metrics['ms_ssim']:.3f}"
-        return (f"JPEG at quality {ref.quality_text}: {format_bytes(ref.num_bytes)}, "
-                f"{format_db(ref.metrics['psnr'])} PSNR{ms}.")
-    ours, theirs = learned.metrics["psnr"], ref.metrics["psnr"]
-    gain = ours - theirs
-    pair = (learned.metrics["ms_ssim"], ref.metrics["ms_ssim"])
+    if ref is None:
+        ms = "" if math.isnan(subject.metrics["ms_ssim"]) else f", MS-SSIM {subject.metrics['ms_ssim']:.3f}"
+        return (f"{subject.label} at quality {subject.quality_text}: {format_bytes(subject.num_bytes)}, "
+                f"{format_db(subject.metrics['psnr'])} PSNR{ms}.")
+    who = "the autoencoder" if subject.kind == "learned" else f"{subject.label} quality {subject.quality_text}"
+    gap = _psnr_gap(subject.metrics["psnr"], ref.metrics["psnr"], ref.label, " PSNR")
+    pair = (subject.metrics["ms_ssim"], ref.metrics["ms_ssim"])
     ms = f" (MS-SSIM {pair[0]:.3f} vs {pair[1]:.3f})" if not any(map(math.isnan, pair)) else ""
-    if math.isinf(ours) or math.isinf(theirs):  # an exact decode has infinite PSNR
-        gap = ("lossless, as is JPEG" if ours == theirs else "lossless, ahead of JPEG" if math.isinf(ours)
-               else "behind JPEG, which is lossless here")
-    elif math.isnan(gain):
-        gap = "not comparable on PSNR"
-    elif gain >= 0.05:
-        gap = f"+{format_db(gain)} PSNR over JPEG"
-    elif gain <= -0.05:
-        gap = f"{format_db(-gain)} PSNR behind JPEG"
-    else:
-        gap = "level with JPEG on PSNR"
-    size = format_bytes(learned.num_bytes)
+    others = "".join(f"; {_psnr_gap(subject.metrics['psnr'], r.metrics['psnr'], r.label)} at "
+                     f"{format_bytes(r.num_bytes)}" for r in results if r is not subject and r is not ref)
+    size = format_bytes(subject.num_bytes)
     if ref.over_budget:
-        return (f"At {size}, the autoencoder is {gap}{ms}, and JPEG needed "
-                f"{format_bytes(ref.num_bytes)} even at quality {ref.quality_text}.")
-    if abs(ref.num_bytes - learned.num_bytes) <= 0.02 * learned.num_bytes:
-        return f"At {size}, the autoencoder is {gap}{ms}."
-    change = (learned.num_bytes - ref.num_bytes) / ref.num_bytes * 100
+        return (f"At {size}, {who} is {gap}{ms}, and {ref.label} needed "
+                f"{format_bytes(ref.num_bytes)} even at quality {ref.quality_text}{others}.")
+    if abs(ref.num_bytes - subject.num_bytes) <= 0.02 * subject.num_bytes:
+        return f"At {size}, {who} is {gap}{ms}{others}."
+    change = (subject.num_bytes - ref.num_bytes) / ref.num_bytes * 100
     smaller = f"{abs(change):.0f}% {'smaller' if change < 0 else 'larger'}"
-    return (f"At {size} ({smaller} than JPEG quality {ref.quality_text}'s {format_bytes(ref.num_bytes)}), "
-            f"the autoencoder is {gap}{ms}.")
+    return (f"At {size} ({smaller} than {ref.label} quality {ref.quality_text}'s {format_bytes(ref.num_bytes)}), "
+            f"{who} is {gap}{ms}{others}.")
+
+
+def _psnr_gap(ours: float, theirs: float, name: str, unit: str = "") -> str:
+    """"+3.1 dB PSNR over JPEG", "0.8 dB behind JPEG 2000", "level with WebP" (within 0.05 dB)."""
+    gain = ours - theirs
+    if math.isinf(ours) or math.isinf(theirs):  # an exact decode has infinite PSNR
+        return (f"lossless, as is {name}" if ours == theirs else f"lossless, ahead of {name}" if math.isinf(ours)
+                else f"behind {name}, which is lossless here")
+    if math.isnan(gain):
+        return f"not comparable with {name} on PSNR"
+    if gain >= 0.05:
+        return f"+{format_db(gain)}{unit} over {name}"
+    if gain <= -0.05:
+        return f"{format_db(-gain)}{unit} behind {name}"
+    return f"level with {name}" + (" on PSNR" if unit else "")
 
 
 def error_map(original: np.ndarray, decoded: np.ndarray, vmax: float) -> np.ndarray:

@@ -188,3 +188,27 @@ def test_ssimulacra2_is_scored_on_a_copy_only_above_the_cap(photo, monkeypatch):
     shrink = lambda x: cmp.shrink_to_pixels(x, 3000)  # noqa: E731
     assert small.metrics["ssimulacra2"] == ssimulacra2(shrink(photo), shrink(small.decoded))
     assert small.metrics["psnr"] == full.metrics["psnr"]  # every other number stays full size
+
+
+def test_verdict_names_a_third_codec_that_wins():
+    learned = _result("hyper", kind="learned", psnr=31.0, ms_ssim=0.96, size=134_900)
+    jpeg = _result("jpeg", psnr=28.9, ms_ssim=0.93, size=134_700)
+    j2k = _result("jpeg2000", psnr=31.8, ms_ssim=0.97, size=134_800)
+    j2k.label = "JPEG 2000"
+    assert cmp.verdict([learned, jpeg, j2k]) == ("At 134.9 KB, the autoencoder is +2.1 dB PSNR over JPEG "
+                                                 "(MS-SSIM 0.960 vs 0.930); 0.8 dB behind JPEG 2000 at 134.8 KB.")
+    webp = _result("webp", psnr=30.0, size=134_000)
+    webp.label = "WebP"
+    assert cmp.verdict([learned, jpeg, webp]).endswith("; +1.0 dB over WebP at 134.0 KB.")
+    level = _result("avif", psnr=31.02, size=134_000)
+    assert cmp.verdict([learned, jpeg, level]).endswith("; level with avif at 134.0 KB.")
+
+
+def test_verdict_between_two_classical_codecs_and_one_alone():
+    webp = _result("webp", psnr=30.0, ms_ssim=0.95, size=10_000)
+    jxl = _result("jxl", psnr=31.5, ms_ssim=0.96, size=10_050)
+    webp.label, jxl.label = "WebP", "JPEG XL"
+    assert cmp.verdict([webp, jxl]) == ("At 10.0 KB, WebP quality 50 is 1.5 dB PSNR behind JPEG XL "
+                                        "(MS-SSIM 0.950 vs 0.960).")
+    assert cmp.verdict([jxl]) == "JPEG XL at quality 50: 10.1 KB, 31.5 dB PSNR, MS-SSIM 0.960."
+    assert cmp.verdict([]) == "Nothing was coded."
