@@ -16,6 +16,10 @@ here from plain Python. Two modes (DESIGN section 4):
 
 An extra classical codec (WebP, AVIF, JPEG 2000, JPEG XL, HEIC) is always matched to the learned stream's
 size, the same way as JPEG in "same size" mode. Sizes are printed in units of 1000 bytes.
+
+`compare_sides` is the general form: each side of the slider (and an optional third column)
+is any codec, or the original, at a quality of its own, at the same size as the other side,
+or within a target size; `compare` is its default setting (learned left, JPEG right).
 """
 from __future__ import annotations
 
@@ -35,6 +39,10 @@ SAME_SIZE = "same size"
 JPEG_QUALITY = "jpeg quality"
 MODES = (SAME_SIZE, JPEG_QUALITY)
 REFERENCE = "jpeg"  # the project's reference codec (OpenCV JPEG)
+# How a side's quality is chosen (`Side.setting`), and the side that shows the uncoded image.
+QUALITY, SAME_AS_OTHER, TARGET_SIZE = "quality", "same size as the other side", "target size"
+SETTINGS = (QUALITY, SAME_AS_OTHER, TARGET_SIZE)
+ORIGINAL = "original"
 # Above this many pixels the app codes a downscaled copy (`shrink_to_pixels`) unless asked
 # for full size: a 12 MP photo takes several seconds per learned encode on 2 cores.
 LARGE_PIXELS = 4_000_000
@@ -101,6 +109,9 @@ class Comparison:
     mode: str
     budget: int | None = None  # the byte count the matched codecs had to fit in
     notes: list[str] = field(default_factory=list)
+    # What the slider's two sides show: a result, or None for the original.
+    left: CodecResult | None = None
+    right: CodecResult | None = None
 
     def get(self, codec: str) -> CodecResult | None:
         return next((r for r in self.results if r.codec == codec), None)
@@ -126,29 +137,73 @@ def compare(image: np.ndarray, learned: Codec | str | None, quality: float | Non
     """
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; use one of {', '.join(map(repr, MODES))}")
+    jpeg = Side(REFERENCE, SAME_AS_OTHER) if learned is not None and mode == SAME_SIZE else \
+        Side(REFERENCE, QUALITY, jpeg_quality)
+    third = None if extra is None else Side(extra, SAME_AS_OTHER)
+    if learned is None:  # JPEG on the left; the extra codec, at its size, on the right
+        return compare_sides(image, jpeg, third or Side(ORIGINAL), codecs=codecs)
+    return compare_sides(image, Side(learned, QUALITY, quality), jpeg, third, codecs=codecs)
+
+
+@dataclass(frozen=True)
+class Side:
+    """One side of the comparison: a codec (or ORIGINAL) and how its quality is chosen.
+
+    `setting` QUALITY uses `quality` (None: the codec's default); SAME_AS_OTHER takes the
+    largest file no larger than the other side's; TARGET_SIZE the largest within
+    `target_kb` (1000 bytes each).
+    """
+
+    codec: Codec | str
+    setting: str = QUALITY
+    quality: float | None = None
+    target_kb: float | None = None
+
+
+def compare_sides(image: np.ndarray, left: Side, right: Side, extra: Side | None = None,
+                  codecs=None) -> Comparison:
+    """Codes each side as it asks; a side set to SAME_AS_OTHER is matched to the other side's file
+    (the third column's "other side" is the left one, or the right if the left is the original)."""
     resolve = codecs or get_codec
-    as_codec = lambda c: resolve(c) if isinstance(c, str) else c  # noqa: E731
-    results, notes = [], []
-    jpeg = as_codec(REFERENCE)
-    budget = None
-    if learned is not None:
-        learned = as_codec(learned)
-        q = learned.default_quality if quality is None else quality
-        first = code(learned, image, q)
-        results.append(first)
-        budget = first.num_bytes
-    if learned is not None and mode == SAME_SIZE:
-        ref = matched(jpeg, image, budget)
-    else:
-        ref = code(jpeg, image, jpeg_quality, note=f"fixed quality {jpeg_quality}")
-    results.append(ref)
-    if extra is not None:
-        extra = as_codec(extra)
-        target = budget if budget is not None else ref.num_bytes
-        results.append(matched(extra, image, target))
-    notes += [r.note for r in results if r.over_budget]
-    return Comparison(original=image, results=results, mode=mode if learned is not None else JPEG_QUALITY,
-                      budget=budget if learned is not None else ref.num_bytes, notes=notes)
+    sides = {"left": left, "right": right, **({"extra": extra} if extra is not None else {})}
+    for where, side in sides.items():
+        if side.setting not in SETTINGS:
+            raise ValueError(f"{where} side: unknown setting {side.setting!r}; use one of "
+                             f"{', '.join(map(repr, SETTINGS))}")
+        if side.setting == TARGET_SIZE and not (side.target_kb and side.target_kb > 0):
+            raise ValueError(f"{where} side: a target size must be a positive number of KB")
+    if extra is not None and extra.codec == ORIGINAL:
+        raise ValueError("the third column shows a codec; the original is on the slider already")
+    done: dict[str, CodecResult | None] = {}
+
+    def run(where: str) -> None:
+        side = sides[where]
+        if side.codec == ORIGINAL:
+            done[where] = None
+            return
+        codec = resolve(side.codec) if isinstance(side.codec, str) else side.codec
+        if side.setting == QUALITY:
+            q = codec.default_quality if side.quality is None else side.quality
+            done[where] = code(codec, image, q, note="" if codec.kind == "learned" else f"fixed quality {q:g}")
+        elif side.setting == TARGET_SIZE:
+            done[where] = matched(codec, image, int(round(side.target_kb * 1000)))
+        else:
+            other = {"left": "right", "right": "left"}.get(where) or ("left" if left.codec != ORIGINAL else "right")
+            if sides[other].codec == ORIGINAL or sides[other].setting == SAME_AS_OTHER:
+                raise ValueError(f"{where} side: 'same size as the other side' needs the other side to be coded "
+                                 "at a quality or a target size")
+            done[where] = matched(codec, image, done[other].num_bytes)
+
+    for where in sorted(sides, key=lambda w: sides[w].setting == SAME_AS_OTHER):  # fixed sides first
+        run(where)
+    results = [r for r in (done["left"], done["right"], done.get("extra")) if r is not None]
+    # The size the others are measured against: the first side coded on its own terms.
+    budget = next((done[w].num_bytes for w in ("left", "right")
+                   if sides[w].setting != SAME_AS_OTHER and done[w] is not None), None)
+    ref_side = next((w for w in ("left", "right", "extra") if w in sides and sides[w].codec == REFERENCE), None)
+    mode = SAME_SIZE if ref_side is not None and sides[ref_side].setting != QUALITY else JPEG_QUALITY
+    return Comparison(original=image, results=results, mode=mode, budget=budget,
+                      notes=[r.note for r in results if r.over_budget], left=done["left"], right=done["right"])
 
 
 def code(codec: Codec, image: np.ndarray, quality: float, note: str = "", data: bytes | None = None) -> CodecResult:

@@ -212,3 +212,45 @@ def test_verdict_between_two_classical_codecs_and_one_alone():
                                         "(MS-SSIM 0.950 vs 0.960).")
     assert cmp.verdict([jxl]) == "JPEG XL at quality 50: 10.1 KB, 31.5 dB PSNR, MS-SSIM 0.960."
     assert cmp.verdict([]) == "Nothing was coded."
+
+
+def test_each_side_its_own_codec_and_setting(smooth):
+    left, right = cmp.Side("webp", cmp.QUALITY, 60), cmp.Side("jxl", cmp.SAME_AS_OTHER)
+    comp = cmp.compare_sides(smooth, left, right)
+    webp, jxl = comp.left, comp.right
+    assert (webp.codec, webp.quality) == ("webp", 60) and webp.data == get_codec("webp").encode(smooth, 60)
+    assert jxl.codec == "jxl" and comp.results == [webp, jxl] and comp.budget == webp.num_bytes
+    assert jxl.num_bytes <= webp.num_bytes  # the largest JPEG XL file that fits
+    assert jxl.quality == 100 or len(get_codec("jxl").encode(smooth, jxl.quality + 1)) > webp.num_bytes
+    # either side may be the one that is matched, and the set-up order does not matter
+    swapped = cmp.compare_sides(smooth, cmp.Side("jxl", cmp.SAME_AS_OTHER), cmp.Side("webp", cmp.QUALITY, 60))
+    assert swapped.left.data == jxl.data and swapped.right.data == webp.data
+
+
+def test_target_size_original_and_a_third_column(smooth):
+    comp = cmp.compare_sides(smooth, cmp.Side(cmp.ORIGINAL), cmp.Side("heic", cmp.TARGET_SIZE, target_kb=2.5),
+                             extra=cmp.Side("jpeg", cmp.SAME_AS_OTHER))
+    assert comp.left is None and comp.right.codec == "heic"
+    assert comp.right.num_bytes <= 2500 or comp.right.over_budget
+    assert len(get_codec("heic").encode(smooth, comp.right.quality + 1)) > 2500
+    jpeg = comp.results[1]
+    assert [r.codec for r in comp.results] == ["heic", "jpeg"] and comp.mode == cmp.SAME_SIZE
+    assert jpeg.num_bytes <= comp.right.num_bytes or jpeg.over_budget  # matched to the coded side
+
+
+def test_sides_that_cannot_be_set_say_why(photo):
+    with pytest.raises(ValueError, match="needs the other side to be coded"):
+        cmp.compare_sides(photo, cmp.Side("jpeg", cmp.SAME_AS_OTHER), cmp.Side("webp", cmp.SAME_AS_OTHER))
+    with pytest.raises(ValueError, match="needs the other side to be coded"):
+        cmp.compare_sides(photo, cmp.Side(cmp.ORIGINAL), cmp.Side("webp", cmp.SAME_AS_OTHER))
+    with pytest.raises(ValueError, match="positive number of KB"):
+        cmp.compare_sides(photo, cmp.Side("jpeg", cmp.TARGET_SIZE, target_kb=0), cmp.Side(cmp.ORIGINAL))
+    with pytest.raises(ValueError, match="unknown setting"):
+        cmp.compare_sides(photo, cmp.Side("jpeg", "best"), cmp.Side(cmp.ORIGINAL))
+
+
+def test_the_default_comparison_is_learned_left_and_jpeg_right_at_its_size(user_weights, smooth):
+    comp = cmp.compare(smooth, "tiny-seed", 8.0)
+    assert comp.left is comp.learned and comp.right is comp.reference
+    sides = cmp.compare_sides(smooth, cmp.Side("tiny-seed", cmp.QUALITY, 8.0), cmp.Side("jpeg", cmp.SAME_AS_OTHER))
+    assert sides.right.data == comp.right.data and sides.budget == comp.budget
