@@ -100,18 +100,36 @@ def _native_stderr_held():
         os.close(saved)
 
 
+def _budget(args, height: int, width: int) -> int | None:
+    """The byte budget of --target-size or --target-bpp for an image of this size (None: no target)."""
+    from .target import bpp_budget, parse_size
+    try:
+        if args.target_size is not None:
+            return parse_size(args.target_size)
+        if args.target_bpp is not None:
+            return bpp_budget(args.target_bpp, height, width)
+    except ValueError as e:
+        raise InputError(str(e)) from None
+    return None
+
+
 def cmd_compress(args) -> int:
     from .codecs import get_codec
     from .io import load_image
     from .metrics import evaluate
+    from .target import fit
     from .weights import DEFAULT_MODEL
 
     with _native_stderr_held():
         loaded = load_image(args.input, name=Path(args.input).name)
     codec = get_codec(args.codec or DEFAULT_MODEL)
-    quality = codec.default_quality if args.quality is None else args.quality
     t0 = time.perf_counter()
-    data = codec.encode(loaded.pixels, quality)
+    budget = _budget(args, loaded.height, loaded.width)
+    if budget is None:
+        quality = codec.default_quality if args.quality is None else args.quality
+        data = codec.encode(loaded.pixels, quality)
+    else:
+        quality, data = fit(codec, loaded.pixels, budget)
     t1 = time.perf_counter()
     decoded = codec.decode(data)
     t2 = time.perf_counter()
@@ -229,7 +247,12 @@ def main(argv=None) -> int:
     p.add_argument("input")
     p.add_argument("output")
     p.add_argument("--codec", help="codec name (default: the default learned model)")
-    p.add_argument("--quality", type=float, help="quality (learned 1..8, classical 1..100)")
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--quality", type=float, help="quality (learned 1..8, classical 1..100)")
+    size.add_argument("--target-size", metavar="SIZE",
+                      help="the best quality whose file fits in SIZE: 25000, 25KB (1000 bytes), 24.4KiB (1024)")
+    size.add_argument("--target-bpp", type=float, metavar="BPP",
+                      help="the best quality whose file fits in BPP bits per pixel (the whole file)")
     p.set_defaults(func=cmd_compress)
     p = sub.add_parser("decompress", help="decode an .aec stream to PNG")
     p.add_argument("input")

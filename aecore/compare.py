@@ -33,7 +33,7 @@ import numpy as np
 
 from .codecs import Codec, get_codec
 from .metrics import evaluate, ssimulacra2
-from .rd import largest_quality_under
+from .target import BudgetError, fit
 
 SAME_SIZE = "same size"
 JPEG_QUALITY = "jpeg quality"
@@ -233,9 +233,11 @@ def matched(codec: Codec, image: np.ndarray, budget: int) -> CodecResult:
     says so (`over_budget`, `note`): a comparison that quietly gave one side more bits
     would not be fair.
     """
-    found = largest_quality_under(codec, image, budget)
-    if found is not None:
-        quality, data = found
+    try:
+        quality, data = fit(codec, image, budget)
+    except BudgetError:
+        pass
+    else:
         return code(codec, image, quality, note=f"quality {quality:g}: the largest file within "
                     f"{format_bytes(budget)}", data=data)
     lowest = codec.quality_range[0]

@@ -1,4 +1,4 @@
-"""Rate-distortion: sweeps over images, averaged curves, CSV, matched file sizes, BD-rate.
+"""Rate-distortion: sweeps over images, averaged curves, CSV, BD-rate (matched sizes: `aecore.target`).
 
     rows = sweep({"kodim01": img}, {"jpeg": DEFAULT_QUALITIES["jpeg"], "hyperprior": [1, 4, 8]})
     bd_table(rows, anchor="jpeg", metric="psnr")   # {"hyperprior": -23.1}: % bits saved
@@ -18,7 +18,7 @@ import time
 import numpy as np
 from scipy.interpolate import PchipInterpolator
 
-from .codecs import Codec, get_codec
+from .codecs import get_codec
 from .metrics import evaluate
 
 # Sweep qualities per codec name, or per codec kind for learned weights of any name.
@@ -109,57 +109,6 @@ def _number(text: str):
         except ValueError:
             pass
     return text
-
-
-def largest_quality_under(codec: Codec | str, image: np.ndarray, budget_bytes: int,
-                          tol: float = 0.01) -> tuple[float, bytes] | None:
-    """The highest quality whose file fits in `budget_bytes`, with that file; None if none does.
-
-    Size is assumed to grow with quality (bisection); every returned file was encoded and
-    checked against the budget. Integer qualities: exact, about 7 encodes for 1..100.
-    Continuous (learned) qualities: bisection down to `tol`.
-    """
-    codec = get_codec(codec) if isinstance(codec, str) else codec
-    qmin, qmax = codec.quality_range
-
-    def fitting(q) -> bytes | None:
-        data = codec.encode(image, q)
-        return data if len(data) <= budget_bytes else None
-
-    if not codec.continuous:
-        lo, hi, best = int(qmin) - 1, int(qmax), None  # lo = qmin - 1 stands for "nothing fits"
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            data = fitting(mid)
-            if data is None:
-                hi = mid - 1
-            else:
-                lo, best = mid, data
-        return None if best is None else (lo, best)
-
-    best = fitting(qmin)
-    if best is None:
-        return None
-    top = fitting(qmax)
-    if top is not None:
-        return float(qmax), top
-    lo, hi = float(qmin), float(qmax)
-    while hi - lo > tol:
-        mid = (lo + hi) / 2
-        data = fitting(mid)
-        if data is None:
-            hi = mid
-        else:
-            lo, best = mid, data
-    return lo, best
-
-
-def matched_pair(image: np.ndarray, codec: Codec | str, quality: float,
-                 anchor: Codec | str = "jpeg") -> tuple[bytes, tuple[float, bytes] | None]:
-    """`codec`'s file at `quality`, and `anchor` at its largest quality no larger (or None)."""
-    codec = get_codec(codec) if isinstance(codec, str) else codec
-    data = codec.encode(image, quality)
-    return data, largest_quality_under(anchor, image, len(data))
 
 
 def _curve(rate, metric, who: str) -> tuple[np.ndarray, np.ndarray]:

@@ -1,4 +1,4 @@
-"""Rate-distortion: sweep rows, averages, CSV, matched-size search and BD-rate."""
+"""Rate-distortion: sweep rows, averages, CSV, and BD-rate."""
 from __future__ import annotations
 
 import io
@@ -9,69 +9,10 @@ import numpy as np
 import pytest
 
 from aecore import rd
-from aecore.codecs import Codec, get_codec
 from aecore.codecs.base import CLASSICAL
-from aecore.codecs.classical import JPEG
 
 ANCHOR_BPP = [0.25, 0.5, 1.0, 2.0]
 ANCHOR_PSNR = [27.0, 30.0, 33.0, 36.5]
-
-
-class CountingJPEG(JPEG):
-    """The reference JPEG, counting its encodes."""
-
-    calls = 0
-
-    def encode(self, image, quality):
-        type(self).calls += 1
-        return super().encode(image, quality)
-
-
-class TenfoldJPEG(Codec):
-    """A continuous codec: JPEG at quality round(10 * q), q in 1..8."""
-
-    name = "tenfold"
-    continuous = True
-    quality_range = (1.0, 8.0)
-
-    def encode(self, image, quality):
-        return JPEG().encode(image, round(10 * self.check_quality(quality)))
-
-    def decode(self, data):
-        return JPEG().decode(data)
-
-
-def test_largest_quality_under_is_exact_for_integer_qualities(photo):
-    codec = CountingJPEG()
-    budget = len(codec.encode(photo, 50)) + 40
-    codec.calls = 0
-    quality, data = rd.largest_quality_under(codec, photo, budget)
-    assert codec.calls <= 7
-    assert len(data) <= budget and data == codec.encode(photo, quality)
-    assert len(codec.encode(photo, quality + 1)) > budget
-    assert rd.largest_quality_under("jpeg", photo, 10**9)[0] == 100
-
-
-def test_largest_quality_under_gives_none_below_the_smallest_file(photo):
-    smallest = len(get_codec("jpeg").encode(photo, 1))
-    assert rd.largest_quality_under("jpeg", photo, smallest - 1) is None
-    quality, data = rd.largest_quality_under("jpeg", photo, smallest)  # q=2 may be as small as q=1
-    assert len(data) == smallest and len(get_codec("jpeg").encode(photo, quality + 1)) > smallest
-
-
-def test_largest_quality_under_bisects_continuous_qualities(photo):
-    codec = TenfoldJPEG()
-    budget = len(codec.encode(photo, 4.5)) + 20
-    quality, data = rd.largest_quality_under(codec, photo, budget, tol=0.01)
-    assert len(data) <= budget and data == codec.encode(photo, quality)
-    assert len(codec.encode(photo, quality + 0.0101)) > budget
-    assert rd.largest_quality_under(codec, photo, 10**9)[0] == 8.0
-    assert rd.largest_quality_under(codec, photo, len(codec.encode(photo, 1.0)) - 1) is None
-
-
-def test_matched_pair_fits_the_anchor_under_the_codec_file(photo):
-    data, (quality, anchor) = rd.matched_pair(photo, TenfoldJPEG(), 6.0, anchor="jpeg")
-    assert len(anchor) <= len(data) and quality >= 60  # the same encoder fits at least at the same quality
 
 
 def test_bd_rate_of_a_halved_rate_is_minus_fifty_percent():
