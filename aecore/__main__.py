@@ -267,9 +267,11 @@ def main(argv=None) -> int:
     p.add_argument("--out", help="CSV file to write (default: standard output)")
     p.set_defaults(func=cmd_rd)
 
-    from .train import TrainConfig
+    argv = sys.argv[1:] if argv is None else list(argv)
     p = sub.add_parser("train", help="train or fine-tune a model (resumes from its checkpoint)")
-    _add_dataclass_args(p, TrainConfig)
+    if argv[:1] == ["train"]:  # its options come from TrainConfig, whose module imports torch
+        from .train import TrainConfig
+        _add_dataclass_args(p, TrainConfig)
     p.set_defaults(func=cmd_train)
 
     from .weights import DEFAULT_MODEL

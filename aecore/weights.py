@@ -14,13 +14,14 @@ from pathlib import Path
 import re
 import tempfile
 import time
+from typing import TYPE_CHECKING
 
-import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save as to_safetensors_bytes
 
 from .io import atomic_write
-from .models import CompressionModel, ModelConfig, build_model
+
+if TYPE_CHECKING:  # torch is imported where a model is built: naming weights needs none of it
+    from .models import CompressionModel, ModelConfig
 
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "weights"
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")  # whole name: fullmatch
@@ -49,6 +50,7 @@ def file_hash(path: Path) -> str:
 
 def save(model: CompressionModel, name: str, folder: Path, card: dict | None = None) -> dict:
     """Writes NAME.safetensors and NAME.json atomically; returns the card."""
+    from safetensors.torch import save as to_safetensors_bytes
     check_name(name)
     folder = Path(folder)
     tensors = {k: v.detach().float().contiguous().cpu() for k, v in model.state_dict().items()}
@@ -58,7 +60,7 @@ def save(model: CompressionModel, name: str, folder: Path, card: dict | None = N
     data = to_safetensors_bytes(tensors)
     atomic_write(target, lambda tmp: Path(tmp).write_bytes(data))
     full = {**(card or {}), "name": name, "config": model.config.to_dict(),
-            "parameters": sum(v.numel() for v in tensors.values()), "sha256": file_hash(target)}
+            "parameters": sum(v.numel() for v in tensors.values()), "sha256": hashlib.sha256(data).hexdigest()}
     atomic_write(folder / f"{name}.json", lambda tmp: Path(tmp).write_text(json.dumps(full, indent=2) + "\n"))
     return full
 
@@ -94,37 +96,48 @@ def load_file_pair(path: Path) -> tuple[CompressionModel, dict]:
     """Builds the model described by PATH's card and loads PATH's tensors.
 
     Checked in order, before anything large is allocated: the card is JSON with a config
-    this version can build (shapes computed on torch's "meta" device, so a card asking for
-    a huge model costs nothing), the file's tensor names and shapes (from its header alone)
-    match it; then the tensors are loaded and must be finite.
+    this version can build (built on torch's "meta" device, so a card asking for a huge
+    model costs nothing), the file's tensor names and shapes (from its header alone) match
+    it; then the file is read once (hashed and loaded from the same bytes), its tensors must
+    be finite, and they become the meta model's parameters (no second build, no random init).
     """
+    import numpy as np
+    from safetensors.torch import load as load_safetensors_bytes
+
     path = Path(path)
     card = _read_card_file(path.with_suffix(".json"))
     try:
-        config, expected = _expected_shapes(card)
+        model = _meta_model(card)
     except WeightsError as e:
         raise WeightsError(f"{path.with_suffix('.json').name}: {e}") from None
-    _check_header(path, expected, config.arch)
+    _check_header(path, {k: tuple(v.shape) for k, v in model.state_dict().items()}, model.config.arch)
     try:
-        tensors = load_file(str(path))
+        data = path.read_bytes()
+        tensors = load_safetensors_bytes(data)
     except (OSError, SafetensorError) as e:
         raise WeightsError(f"{path.name}: not a safetensors file ({e})") from None
-    if not all(torch.isfinite(v).all() for v in tensors.values() if v.is_floating_point()):
+    tensors = {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}
+    # numpy, not torch.isfinite: 55 small torch calls cost a second when other processes keep
+    # the cores busy (its thread pool waits on them), numpy's single-threaded check ~10 ms.
+    if not all(np.isfinite(v.numpy()).all() for v in tensors.values() if v.is_floating_point()):
         raise WeightsError(f"{path.name}: the weights contain NaN or infinite values")
-    model = build_model(config)
-    model.load_state_dict(tensors)
-    card["sha256"] = file_hash(path)
+    model.load_state_dict(tensors, assign=True)
+    card["sha256"] = hashlib.sha256(data).hexdigest()
     return model.eval(), card
 
 
-def _expected_shapes(card: dict) -> tuple[ModelConfig, dict[str, tuple]]:
+def _meta_model(card: dict) -> CompressionModel:
+    """The card's model on the meta device: shapes without storage. The architectures build
+    there without tensor arithmetic (tests/test_weights.py checks it in a fresh process):
+    arithmetic on meta tensors imports torch's compiler stack, a second on the first load."""
+    import torch
+
+    from .models import ModelConfig, build_model
     try:
-        config = ModelConfig.from_dict(card["config"])
-        with torch.device("meta"):  # shapes only: a card asking for a huge model costs nothing
-            expected = {k: tuple(v.shape) for k, v in build_model(config).state_dict().items()}
+        with torch.device("meta"):  # a card asking for a huge model costs nothing
+            return build_model(ModelConfig.from_dict(card["config"]))
     except Exception as e:  # noqa: BLE001  (any config this version cannot build)
         raise WeightsError(f"the model card's config does not describe a model this version can build ({e})") from None
-    return config, expected
 
 
 def load(name: str) -> tuple[CompressionModel, dict]:

@@ -166,3 +166,34 @@ def test_train_refuses_half_a_lambda_ladder(tmp_path, flags, words):
     assert out.returncode == 2 and out.stderr.startswith("aecore: ") and len(out.stderr.splitlines()) == 1
     assert words in out.stderr
     assert not (tmp_path / "run").exists()  # refused before anything was made
+
+
+_DRIVER = """
+import sys
+from aecore.__main__ import main
+rc = main(sys.argv[1:])
+loaded = sorted(m for m in ("torch", "scipy.special") if m in sys.modules)
+print("RC", rc, "LOADED", ",".join(loaded) or "-", file=sys.stderr)
+"""
+
+
+def _modules_after(*args, env_weights=None) -> tuple[int, str]:
+    """Runs main() in a fresh interpreter; returns its exit code and the heavy modules it imported."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if env_weights:
+        env["AECORE_USER_WEIGHTS"] = str(env_weights)
+    out = subprocess.run([sys.executable, "-c", _DRIVER, *map(str, args)], capture_output=True, text=True,
+                         env=env, cwd=ROOT, timeout=120)
+    line = [l for l in out.stderr.splitlines() if l.startswith("RC ")][-1].split()
+    return int(line[1]), line[3]
+
+
+def test_classical_codecs_and_info_never_import_torch(photo, tmp_path, user_weights):
+    src = tmp_path / "in.png"
+    Image.fromarray(photo).save(src)
+    assert _modules_after("compress", src, tmp_path / "o.jpg", "--codec", "jpeg") == (0, "-")
+    rc, loaded = _modules_after("compress", src, tmp_path / "o.aec", "--codec", "tiny-hyper",
+                                env_weights=user_weights)
+    assert rc == 0 and "torch" in loaded  # the driver does see torch when a learned codec runs
+    assert _modules_after("info", tmp_path / "o.aec") == (0, "-")
+    assert _modules_after("info", src) == (2, "-")  # not a stream: the error path stays torch-free too

@@ -1,6 +1,7 @@
 """Named weights: importing an uploaded safetensors file and its model card, safely."""
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -121,3 +122,29 @@ def test_reserved_names_cover_shipped_weights_and_codecs(tmp_path, monkeypatch):
     names = weights.reserved_names()
     assert {"mine", "hyperprior", "seed", "jpeg"} <= names and all(n == n.lower() for n in names)
     assert np.all([n not in names for n in ("tiny-hyper", "my-photos")])
+
+
+def test_loading_weights_does_not_import_torchs_compiler_stack(user_weights):
+    """Shape checks build the card's model on the meta device; tensor arithmetic there imports
+    torch._dynamo (about a second). Checked in a fresh process, for both architectures."""
+    import os
+    import subprocess
+    import sys
+    code = ("import sys; from aecore import weights; "
+            "[weights.load(n) for n in ('tiny-hyper', 'tiny-seed')]; "
+            "print(sorted(m for m in ('torch', 'torch._dynamo') if m in sys.modules))")
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=root,
+                         env={**os.environ, "PYTHONPATH": str(root), "AECORE_USER_WEIGHTS": str(user_weights)})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[0] == "['torch']"
+
+
+def test_loaded_weights_are_the_files_tensors_as_trainable_parameters(user_weights):
+    from safetensors.torch import load_file
+    model, card = weights.load("tiny-hyper")
+    saved = load_file(str(user_weights / "tiny-hyper.safetensors"))
+    state = model.state_dict()
+    assert set(state) == set(saved) and all(torch.equal(state[k], saved[k]) for k in saved)
+    assert all(p.requires_grad and p.is_leaf and p.device.type == "cpu" for p in model.parameters())
+    assert card["sha256"] == weights.file_hash(user_weights / "tiny-hyper.safetensors")

@@ -107,14 +107,15 @@ def _params():
 @pytest.fixture
 def no_real_giants(monkeypatch):
     """Fails a test instead of letting it allocate a model with absurd widths for real."""
-    original = weights.build_model
+    import aecore.models
+    original = aecore.models.build_model
 
     def guarded(config):
         if max(config.channels, config.latent_channels) > 4096 and torch.get_default_device().type != "meta":
             raise AssertionError(f"would build a {config.channels}-channel model before checking the tensors")
         return original(config)
 
-    monkeypatch.setattr(weights, "build_model", guarded)
+    monkeypatch.setattr(aecore.models, "build_model", guarded)
 
 
 @pytest.mark.parametrize("case, loader", list(_params()))

@@ -1,9 +1,12 @@
-"""Codecs by name: classical ones (OpenCV/Pillow) and one learned codec per named weights."""
+"""Codecs by name: classical ones (OpenCV/Pillow) and one learned codec per named weights.
+
+The learned codec (and with it torch, about a second to import) is imported only when a
+learned codec is asked for: classical coding and reading .aec headers never need it.
+"""
 from __future__ import annotations
 
 from .base import CLASSICAL, Codec, CodecError, check_image, register_codec
 from . import classical  # noqa: F401  (registers the classical codecs)
-from .learned import LearnedCodec
 
 __all__ = ["Codec", "CodecError", "LearnedCodec", "check_image", "codec_names", "get_codec", "register_codec"]
 
@@ -33,6 +36,14 @@ def get_codec(name: str) -> Codec:
     if name in learned_names():
         codec = _cache.get(name)
         if codec is None or not codec.is_current():
+            from .learned import LearnedCodec
             codec = _cache[name] = LearnedCodec(name)
         return codec
     raise CodecError(f"unknown codec {name!r}; known: {', '.join(codec_names())}")
+
+
+def __getattr__(name: str):
+    if name == "LearnedCodec":  # `from aecore.codecs import LearnedCodec` still works, lazily
+        from .learned import LearnedCodec
+        return LearnedCodec
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

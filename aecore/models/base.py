@@ -121,9 +121,10 @@ class CompressionModel(nn.Module):
         super().__init__()
         self.config = config
         self.levels = len(config.lambdas)
-        lam = torch.tensor(config.lambdas, dtype=torch.float64)
         # Start the gains near sqrt(lambda): the quantizer step that balances each lambda.
-        self.init_log_gain = (0.5 * torch.log(lam / lam[len(lam) // 2])).float()
+        # Python floats, not tensor arithmetic: see GainUnits.
+        mid = config.lambdas[len(config.lambdas) // 2]
+        self.init_log_gain = tuple(0.5 * math.log(lam / mid) for lam in config.lambdas)
         self._table_cache: dict = {}
 
     def rate_parameters(self) -> list[nn.Parameter]:

@@ -84,7 +84,9 @@ class GDN(nn.Module):
         super().__init__()
         self.inverse = inverse
         self.beta = nn.Parameter(torch.ones(channels))
-        self.gamma = nn.Parameter(gamma_init * torch.eye(channels))
+        # fill_diagonal_, not gamma_init * eye: eye and tensor arithmetic on the meta device
+        # (weights' shape checks) set off a lazy import of torch's compiler stack.
+        self.gamma = nn.Parameter(torch.zeros(channels, channels).fill_diagonal_(gamma_init))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         beta = lower_bound(self.beta, 1e-6)
@@ -103,13 +105,14 @@ class GainUnits(nn.Module):
     neighbouring levels, which is the paper's exponential interpolation.
     """
 
-    def __init__(self, levels: int, channels: int, init_log_gain: torch.Tensor):
+    def __init__(self, levels: int, channels: int, init_log_gain: tuple[float, ...]):
         super().__init__()
         if levels < 2:
             raise ValueError("gain units need at least two levels")
-        init = init_log_gain[:, None].expand(levels, channels).clone()
-        self.log_gain = nn.Parameter(init)
-        self.log_inverse_gain = nn.Parameter(-init.clone())
+        # Built from Python floats: tensor arithmetic on the meta device (the weights' shape
+        # checks build models there) sets off a lazy import of torch's compiler stack (~1 s).
+        self.log_gain = nn.Parameter(torch.tensor([[g] * channels for g in init_log_gain[:levels]]))
+        self.log_inverse_gain = nn.Parameter(torch.tensor([[-g] * channels for g in init_log_gain[:levels]]))
 
     def _interp(self, table: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
         # quality: (B,) in [1, L]  ->  gains (B, C, 1, 1)

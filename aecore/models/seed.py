@@ -61,8 +61,10 @@ class SeedAutoencoder(CompressionModel):
         self.y_density = FactorizedDensity(m)
         # He initialisation: with PyTorch's default (variance 1/(3 fan_in)) the signal shrinks
         # at every ReLU layer and this 10-layer plain network barely learns at first.
+        # Shapes-only builds on the meta device skip it: normal_ there sets off a lazy import of
+        # torch's compiler stack (about a second).
         for conv in self.modules():
-            if isinstance(conv, nn.Conv2d):
+            if isinstance(conv, nn.Conv2d) and not conv.weight.is_meta:
                 nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
                 nn.init.zeros_(conv.bias)
 
