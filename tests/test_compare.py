@@ -152,6 +152,14 @@ def test_slider_html_is_self_contained_and_lossless(photo):
     assert np.array_equal(decoded[0], photo) and np.array_equal(decoded[1], other)
 
 
+def test_slider_labels_that_look_like_placeholders_stay_labels(photo):
+    page = slider_html({"__SIZE__": photo, "__CONFIG__": photo}, left="__SIZE__", right="__CONFIG__")
+    assert '<div class="aec-label aec-label-left">__SIZE__</div>' in page
+    assert '<div class="aec-label aec-label-right">__CONFIG__</div>' in page
+    assert "__STYLE__" not in page and "__SCRIPT__" not in page
+    assert "function render()" in page and ".aec-stage {" in page  # script and styles inlined
+
+
 def test_slider_html_refuses_bad_input(photo):
     with pytest.raises(ValueError, match="not among"):
         slider_html({"a": photo}, left="a", right="b")

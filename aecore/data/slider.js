@@ -1,0 +1,182 @@
+(function () {
+  "use strict";
+  const C = __CONFIG__;
+  const W = C.width, H = C.height, MAX = C.maxZoom;
+  const root = document.getElementById("aec-slider");
+  const stage = root.querySelector(".aec-stage");
+  const layerLeft = root.querySelector(".aec-layer-left");
+  const imgLeft = document.getElementById("aec-img-left");
+  const imgRight = document.getElementById("aec-img-right");
+  const divider = root.querySelector(".aec-divider");
+  const selLeft = document.getElementById("aec-left");
+  const selRight = document.getElementById("aec-right");
+  const labelLeft = root.querySelector(".aec-label-left");
+  const labelRight = root.querySelector(".aec-label-right");
+  const zoomLevel = root.querySelector(".aec-zoom-level");
+
+  let pos = 0.5;              // divider, as a fraction of the stage width
+  let scale = 1, tx = 0, ty = 0, fit = 1, atFit = true;
+  let drag = null;            // {mode: "divider"|"pan"|"pinch", ...}
+  const pointers = new Map(); // pointerId -> {x, y}, for pinch zoom
+
+  for (const img of [imgLeft, imgRight]) {
+    img.width = W; img.height = H; img.style.width = W + "px"; img.style.height = H + "px";
+  }
+
+  function size() { const r = stage.getBoundingClientRect(); return [r.width || 1, r.height || 1, r.left, r.top]; }
+  function fitScale() {
+    const [sw, sh] = size();
+    const f = Math.min(sw / W, sh / H);
+    return f >= 1 ? Math.min(Math.floor(f), 8) : f;  // enlarge small images by whole factors only
+  }
+  function minScale() { return Math.min(fit, 1); }
+  function clamp(v, lo, hi) { return Math.max(lo, Math.min(hi, v)); }
+  function percent(s) { return (s * 100 >= 99.5 ? Math.round(s * 100) : (s * 100).toFixed(s < 0.1 ? 1 : 0)) + "%"; }
+
+  function setImages(left, right) {
+    imgLeft.src = C.images[left]; imgRight.src = C.images[right];
+    labelLeft.textContent = left; labelRight.textContent = right;
+    selLeft.value = left; selRight.value = right;
+  }
+
+  function render() {
+    const [sw, sh] = size();
+    const iw = W * scale, ih = H * scale;
+    tx = iw <= sw ? (sw - iw) / 2 : clamp(tx, sw - iw, 0);
+    ty = ih <= sh ? (sh - ih) / 2 : clamp(ty, sh - ih, 0);
+    if (scale >= 1) { tx = Math.round(tx); ty = Math.round(ty); }  // whole-pixel offsets keep pixels crisp
+    const t = "translate(" + tx + "px," + ty + "px) scale(" + scale + ")";
+    imgLeft.style.transform = t; imgRight.style.transform = t;
+    const x = clamp(pos, 0, 1) * sw;
+    layerLeft.style.clipPath = "inset(0 " + (sw - x) + "px 0 0)";
+    divider.style.left = x + "px";
+    divider.setAttribute("aria-valuenow", String(Math.round(pos * 100)));
+    root.classList.toggle("aec-pixelated", scale > 1.0001);
+    root.classList.toggle("aec-zoomed", scale > fit * 1.0001);
+    zoomLevel.textContent = atFit ? "Fit " + percent(scale) : percent(scale);
+    root.dataset.pos = pos.toFixed(4);
+    root.dataset.scale = scale.toFixed(4);
+  }
+
+  function zoomTo(s, cx, cy) {
+    const [sw, sh] = size();
+    if (cx === undefined) { cx = sw / 2; cy = sh / 2; }
+    s = clamp(s, minScale(), MAX);
+    const ix = (cx - tx) / scale, iy = (cy - ty) / scale;  // image point under the cursor stays put
+    scale = s; atFit = Math.abs(s - fit) < 1e-6;
+    tx = cx - ix * s; ty = cy - iy * s;
+    render();
+  }
+  function toFit() { fit = fitScale(); scale = fit; atFit = true; render(); }
+  function setPos(p) { pos = clamp(p, 0, 1); render(); }
+  function touched() { root.classList.add("aec-touched"); }
+
+  // Zoom steps: whole powers of two around 100%, so 1:1, 2x, 4x ... are always reachable.
+  function stepZoom(dir, cx, cy) {
+    const k = Math.log2(scale);
+    const next = dir > 0 ? Math.floor(k + 1e-6) + 1 : Math.ceil(k - 1e-6) - 1;
+    let s = Math.pow(2, next);
+    if ((dir < 0 && s < fit && scale > fit) || (dir > 0 && s > fit && scale < fit)) s = fit;
+    zoomTo(s, cx, cy);
+  }
+
+  stage.addEventListener("pointerdown", function (e) {
+    if (e.pointerType === "mouse" && e.button !== 0) return;
+    touched();
+    const [sw, , left, top] = size();
+    pointers.set(e.pointerId, {x: e.clientX, y: e.clientY});
+    stage.setPointerCapture(e.pointerId);
+    root.focus({preventScroll: true});
+    e.preventDefault();
+    if (pointers.size === 2) {            // second finger: pinch zoom around the midpoint
+      const [a, b] = [...pointers.values()];
+      drag = {mode: "pinch", dist: Math.hypot(a.x - b.x, a.y - b.y) || 1, scale: scale};
+      return;
+    }
+    const onDivider = e.target.closest && e.target.closest(".aec-divider");
+    const modifier = e.shiftKey || e.altKey || e.ctrlKey || e.metaKey;
+    if (!onDivider && (modifier || scale > fit * 1.0001)) {
+      drag = {mode: "pan", x: e.clientX, y: e.clientY, tx: tx, ty: ty};
+      root.classList.add("aec-panning");
+    } else {
+      drag = {mode: "divider"};
+      if (!onDivider) setPos((e.clientX - left) / sw);
+    }
+  });
+  stage.addEventListener("pointermove", function (e) {
+    if (!pointers.has(e.pointerId)) return;
+    pointers.set(e.pointerId, {x: e.clientX, y: e.clientY});
+    if (!drag) return;
+    const [sw, , left, top] = size();
+    if (drag.mode === "pinch" && pointers.size >= 2) {
+      const [a, b] = [...pointers.values()];
+      const d = Math.hypot(a.x - b.x, a.y - b.y) || 1;
+      zoomTo(drag.scale * d / drag.dist, (a.x + b.x) / 2 - left, (a.y + b.y) / 2 - top);
+    } else if (drag.mode === "pan") {
+      tx = drag.tx + e.clientX - drag.x; ty = drag.ty + e.clientY - drag.y; render();
+    } else if (drag.mode === "divider") {
+      setPos((e.clientX - left) / sw);
+    }
+  });
+  function release(e) {
+    pointers.delete(e.pointerId);
+    if (stage.hasPointerCapture && stage.hasPointerCapture(e.pointerId)) stage.releasePointerCapture(e.pointerId);
+    if (pointers.size === 0) { drag = null; root.classList.remove("aec-panning"); }
+    else if (drag && drag.mode === "pinch") drag = null;
+  }
+  stage.addEventListener("pointerup", release);
+  stage.addEventListener("pointercancel", release);
+
+  stage.addEventListener("wheel", function (e) {
+    const [, , left, top] = size();
+    const factor = Math.exp(-e.deltaY * (e.deltaMode === 1 ? 0.05 : 0.002));
+    // Zooming out at the smallest zoom scrolls the page instead of trapping the wheel.
+    if (factor < 1 && scale <= minScale() + 1e-6) return;
+    e.preventDefault(); touched();
+    zoomTo(scale * factor, e.clientX - left, e.clientY - top);
+  }, {passive: false});
+
+  stage.addEventListener("dblclick", function (e) {
+    const [, , left, top] = size();
+    if (scale > fit * 1.0001) toFit();
+    else zoomTo(fit < 1 ? 1 : fit * 2, e.clientX - left, e.clientY - top);
+  });
+
+  root.addEventListener("keydown", function (e) {
+    if (e.target.tagName === "SELECT") return;
+    const step = e.shiftKey ? 0.1 : 0.02;
+    let handled = true;
+    switch (e.key) {
+      case "ArrowLeft": setPos(pos - step); break;
+      case "ArrowRight": setPos(pos + step); break;
+      case "Home": setPos(0); break;
+      case "End": setPos(1); break;
+      case "+": case "=": stepZoom(1); break;
+      case "-": case "_": stepZoom(-1); break;
+      case "0": toFit(); break;
+      case "1": zoomTo(1); break;
+      default: handled = false;
+    }
+    if (handled) { e.preventDefault(); touched(); }
+  });
+
+  root.querySelector(".aec-zoom-in").addEventListener("click", function () { stepZoom(1); });
+  root.querySelector(".aec-zoom-out").addEventListener("click", function () { stepZoom(-1); });
+  root.querySelector(".aec-fit").addEventListener("click", toFit);
+  root.querySelector(".aec-one").addEventListener("click", function () { zoomTo(1); });
+  root.querySelector(".aec-swap").addEventListener("click", function () { setImages(selRight.value, selLeft.value); });
+  selLeft.addEventListener("change", function () { setImages(selLeft.value, selRight.value); });
+  selRight.addEventListener("change", function () { setImages(selLeft.value, selRight.value); });
+
+  if (window.ResizeObserver) {
+    new ResizeObserver(function () {
+      const keep = atFit;
+      fit = fitScale();
+      if (keep) scale = fit;
+      scale = clamp(scale, minScale(), MAX);
+      render();
+    }).observe(stage);
+  }
+  setImages(C.left, C.right);
+  toFit();
+})();
