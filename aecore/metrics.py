@@ -24,12 +24,27 @@ MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 
 _KERNEL = cv2.getGaussianKernel(WINDOW, SIGMA, cv2.CV_64F).ravel()
 _C1, _C2 = (K1 * PEAK) ** 2, (K2 * PEAK) ** 2
+# Rows per strip: the metrics run over strips of the image so that a 12 MP photo needs a few
+# tens of MB of float64 temporaries instead of gigabytes; the values are those of one pass.
+STRIP_ROWS = 256
+
+
+def _strips(height: int, rows: int = STRIP_ROWS):
+    """(top, bottom) row ranges covering 0..height."""
+    for top in range(0, height, rows):
+        yield top, min(top + rows, height)
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     """Peak signal-to-noise ratio in dB with peak 255; inf for identical images."""
     _check_pair(a, b)
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    # Integer squared errors summed exactly, strip by strip (the float64 mean of one pass is
+    # exact too: the sum stays below 2^53 at any size this library accepts).
+    sse = 0
+    for top, bottom in _strips(a.shape[0]):
+        d = (a[top:bottom].astype(np.int32) - b[top:bottom]).ravel().astype(np.int64)
+        sse += int(np.dot(d, d))
+    mse = sse / a.size
     return math.inf if mse == 0 else float(10 * np.log10(PEAK**2 / mse))
 
 
@@ -140,19 +155,23 @@ def blockiness(image: np.ndarray) -> float:
     1.0 for a flat image.
     """
     _check_image(image)
-    if min(image.shape[:2]) < 16:
+    h, w = image.shape[:2]
+    if min(h, w) < 16:
         return math.nan
-    y = image.astype(np.float64)
-    if y.ndim == 3:
-        y = y @ np.array([0.299, 0.587, 0.114])
-    dx = np.abs(np.diff(y, axis=1))  # (H, W-1), column x is the step x -> x+1
-    dy = np.abs(np.diff(y, axis=0))  # (H-1, W)
-    on_x = np.arange(dx.shape[1]) % 8 == 7
-    on_y = np.arange(dy.shape[0]) % 8 == 7
-    edge_sum = dx[:, on_x].sum() + dy[on_y].sum()
-    edge_n = dx[:, on_x].size + dy[on_y].size
-    rest_sum = dx.sum() + dy.sum() - edge_sum
-    rest_n = dx.size + dy.size - edge_n
+    on_x = np.arange(w - 1) % 8 == 7
+    edge_sum = rest_sum = 0.0
+    for top, bottom in _strips(h):  # each strip also takes the row below it, for the vertical steps
+        y = image[top:bottom + 1].astype(np.float64)
+        if y.ndim == 3:
+            y = y @ np.array([0.299, 0.587, 0.114])
+        dx = np.abs(np.diff(y[:bottom - top], axis=1))  # column x is the step x -> x+1
+        dy = np.abs(np.diff(y, axis=0))  # row i is the step from row top+i to the next
+        on_y = np.arange(top, top + dy.shape[0]) % 8 == 7
+        edge = dx[:, on_x].sum() + dy[on_y].sum()
+        edge_sum += edge
+        rest_sum += dx.sum() + dy.sum() - edge
+    edge_n = h * int(on_x.sum()) + w * int((np.arange(h - 1) % 8 == 7).sum())
+    rest_n = h * (w - 1) + (h - 1) * w - edge_n
     if rest_sum == 0:
         return 1.0 if edge_sum == 0 else math.inf
     return float((edge_sum / edge_n) / (rest_sum / rest_n))
@@ -213,7 +232,25 @@ def _combine(stats: list[tuple[np.ndarray, np.ndarray]]) -> float:
 
 
 def _ssim_cs(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel mean SSIM and mean contrast-structure term of (C, H, W) planes."""
+    """Per-channel mean SSIM and mean contrast-structure term of (C, H, W) planes (any dtype)
+    over the positions where the window fits ("valid", as Wang et al. do), strip by strip:
+    each strip carries the window's radius of rows on both sides, so its maps are the whole
+    image's maps on its rows."""
+    c, h, w = x.shape
+    r = WINDOW // 2
+    s_sum, cs_sum = np.zeros(c), np.zeros(c)
+    for top, bottom in _strips(h - 2 * r):
+        rows = slice(top, bottom + 2 * r)
+        s, cs = _ssim_cs_maps(np.ascontiguousarray(x[:, rows], dtype=np.float64),
+                              np.ascontiguousarray(y[:, rows], dtype=np.float64))
+        s_sum += s[:, r:-r, r:-r].sum(axis=(1, 2))
+        cs_sum += cs[:, r:-r, r:-r].sum(axis=(1, 2))
+    n = (h - 2 * r) * (w - 2 * r)
+    return s_sum / n, cs_sum / n
+
+
+def _ssim_cs_maps(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """SSIM and contrast-structure maps of float64 (C, H, W) planes, borders included."""
     # In-place arithmetic: at these sizes fresh temporaries cost more than the maths.
     mx, my = _blur(x), _blur(y)
     sq = x * x
@@ -233,10 +270,7 @@ def _ssim_cs(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     mxy += _C1
     m2 += _C1
     lum = np.divide(mxy, m2, out=mxy)  # (2 mx my + C1) / (mx^2 + my^2 + C1)
-    s = np.multiply(lum, cs, out=lum)
-    # Keep the positions where the whole window fits ("valid"), as Wang et al. do.
-    r = WINDOW // 2
-    return s[:, r:-r, r:-r].mean(axis=(1, 2)), cs[:, r:-r, r:-r].mean(axis=(1, 2))
+    return np.multiply(lum, cs, out=lum), cs
 
 
 def _blur(planes: np.ndarray) -> np.ndarray:
@@ -253,21 +287,25 @@ def _blur(planes: np.ndarray) -> np.ndarray:
 
 
 def _halve(planes: np.ndarray) -> np.ndarray:
-    """2x2 average pooling of (C, H, W); odd sides repeat their last row/column."""
-    _, h, w = planes.shape
-    if h % 2 or w % 2:
-        planes = np.pad(planes, ((0, 0), (0, h % 2), (0, w % 2)), mode="edge")
-    out = planes[:, 0::2, 0::2] + planes[:, 1::2, 0::2]
-    out += planes[:, 0::2, 1::2]
-    out += planes[:, 1::2, 1::2]
-    out *= 0.25
+    """2x2 average pooling of (C, H, W) (any dtype) to float64, in strips of an even number of
+    rows; odd sides repeat their last row/column."""
+    c, h, w = planes.shape
+    out = np.empty((c, (h + 1) // 2, (w + 1) // 2))
+    for top, bottom in _strips(h, 2 * STRIP_ROWS):
+        part = planes[:, top:bottom].astype(np.float64)
+        if part.shape[1] % 2 or w % 2:  # only the last strip can have an odd row count
+            part = np.pad(part, ((0, 0), (0, part.shape[1] % 2), (0, w % 2)), mode="edge")
+        half = part[:, 0::2, 0::2] + part[:, 1::2, 0::2]
+        half += part[:, 0::2, 1::2]
+        half += part[:, 1::2, 1::2]
+        half *= 0.25
+        out[:, top // 2:top // 2 + half.shape[1]] = half
     return out
 
 
 def _planes(image: np.ndarray) -> np.ndarray:
-    """uint8 (H, W) or (H, W, C) to float64 (C, H, W)."""
-    x = image.astype(np.float64)
-    return x[None] if x.ndim == 2 else np.ascontiguousarray(x.transpose(2, 0, 1))
+    """uint8 (H, W) or (H, W, C) to uint8 (C, H, W): strips become float64 as they are used."""
+    return image[None] if image.ndim == 2 else np.ascontiguousarray(image.transpose(2, 0, 1))
 
 
 def _check_image(image: np.ndarray) -> None:

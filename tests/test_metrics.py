@@ -8,6 +8,7 @@ from scipy.ndimage import gaussian_filter
 from skimage import data
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
+from aecore import metrics
 from aecore.metrics import (
     blockiness,
     bpp,
@@ -205,3 +206,17 @@ def test_mismatched_inputs_raise(metric):
         metric(ASTRONAUT, ASTRONAUT[:, :, 0])
     with pytest.raises(ValueError, match="uint8"):
         metric(ASTRONAUT.astype(np.float32), ASTRONAUT.astype(np.float32))
+
+
+def test_strips_give_the_values_of_one_pass(monkeypatch):
+    """The metrics run strip by strip (bounded memory on large photos): with strips of a few rows,
+    odd sides and gray or colour, the numbers are those of a single strip over the whole image."""
+    for image in (ASTRONAUT[:301, :257], ASTRONAUT[:183, :400].mean(axis=2).astype(np.uint8)):
+        worse = noisy(image, 12)
+        values = {}
+        for rows in (10**9, 16, 7):
+            monkeypatch.setattr(metrics, "STRIP_ROWS", rows)
+            values[rows] = [metrics.psnr(image, worse), metrics.ssim(image, worse), metrics.ms_ssim(image, worse),
+                            metrics.blockiness(worse)]
+        assert values[16] == pytest.approx(values[10**9], rel=1e-12)
+        assert values[7] == pytest.approx(values[10**9], rel=1e-12)
