@@ -1,4 +1,4 @@
-"""Command line: python -m aecore {codecs,compress,decompress,info,rd,train,finetune} ...
+"""Command line: python -m aecore {codecs,compress,decompress,info,rd,report,train,finetune} ...
 
 Bad input exits with code 2 and one line on stderr naming the file and the problem;
 internal errors exit with 1.
@@ -162,23 +162,18 @@ def cmd_info(args) -> int:
     return 0
 
 
+def _progress_bar(done, total, label):
+    bar = "#" * int(30 * done / max(1, total))
+    print(f"\r[{bar:<30}] {done}/{total} {label:<40}", end="", file=sys.stderr, flush=True)
+
+
 def cmd_rd(args) -> int:
     from .io import load_image_folder_named
-    from .rd import DEFAULT_QUALITIES, average, sweep, write_csv
-    from .codecs import get_codec
+    from .rd import average, default_plan, sweep, write_csv
 
     images = load_image_folder_named(args.images)
     names = args.codecs.split(",") if args.codecs else ["hyperprior", "seed", "jpeg"]
-    plan = {}
-    for name in names:
-        codec = get_codec(name)
-        plan[name] = DEFAULT_QUALITIES.get(name, DEFAULT_QUALITIES.get(codec.kind))
-
-    def progress(done, total, label):
-        bar = "#" * int(30 * done / total)
-        print(f"\r[{bar:<30}] {done}/{total} {label:<40}", end="", file=sys.stderr, flush=True)
-
-    rows = sweep(images, plan, progress=progress)
+    rows = sweep(images, default_plan(names), progress=_progress_bar)
     print(file=sys.stderr)
     if args.out:
         write_csv(rows, args.out)
@@ -186,6 +181,74 @@ def cmd_rd(args) -> int:
         write_csv(rows, sys.stdout)
     for row in average(rows):
         print(json.dumps(row), file=sys.stderr)
+    return 0
+
+
+def _report_images(args) -> dict:
+    """{name: pixels} from the files and folders named, then the built-in samples asked for."""
+    from .compare import shrink_to_pixels
+    from .io import IMAGE_SUFFIXES, load_image, sample_images
+
+    paths = []
+    for source in args.images:
+        path = Path(source)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                           and not p.name.startswith("."))
+            if not found:
+                raise InputError(f"{source}: no images found in this folder")
+            paths += found
+        else:
+            paths.append(path)
+    images = {}
+    stems = [p.stem for p in paths]
+    with _native_stderr_held():
+        for path in paths:  # named by stem, as `rd` names them, unless two files share one
+            name = path.stem if stems.count(path.stem) == 1 else str(path)
+            images[name] = load_image(path, name=path.name).pixels
+    if args.samples:
+        samples = sample_images()
+        wanted = list(samples) if args.samples == "all" else args.samples.split(",")
+        for name in wanted:
+            if name not in samples:
+                raise InputError(f"no sample image {name!r}; the samples are {', '.join(samples)}")
+            images[name] = samples[name]
+    if not images:
+        raise InputError("name at least one image, folder or --samples")
+    if args.max_pixels:
+        images = {k: shrink_to_pixels(v, args.max_pixels) for k, v in images.items()}
+    return images
+
+
+def cmd_report(args) -> int:
+    from . import report
+    from .codecs import get_codec
+    from .weights import DEFAULT_MODEL
+
+    try:
+        target = report.Target.parse(budget=args.budget, bpp=args.bpp)
+    except ValueError as e:
+        raise InputError(str(e)) from None
+    names = args.codecs.split(",") if args.codecs else [DEFAULT_MODEL, "jpeg"]
+    learned = [n for n in names if get_codec(n).kind == "learned"]
+    if not learned:
+        raise InputError(f"--codecs {args.codecs}: name one learned codec (e.g. {DEFAULT_MODEL})")
+    if len(learned) > 1:
+        raise InputError(f"--codecs {args.codecs}: name one learned codec; the others are matched to its size")
+    images = _report_images(args)
+    sources = [*args.images, *(["sample:" + n for n in (args.samples.split(",") if args.samples != "all"
+                                                          else ["all"])] if args.samples else [])]
+    codecs = [learned[0], *[n for n in names if n != learned[0]]]
+    command = report.command_line(sources, target, codecs, args.out, args.max_pixels)
+    built = report.build(images, learned[0], target, [n for n in names if n != learned[0]], command=command,
+                         with_rd=not args.no_rd, progress=_progress_bar)
+    print(file=sys.stderr)
+    paths = report.write(built, args.out)
+    for item in built.items:
+        _emit({"image": item.name, "verdict": item.verdict,
+               "codecs": {r.codec: {"quality": r.quality, "bytes": r.num_bytes, "bpp": round(r.metrics["bpp"], 5),
+                                    "psnr": round(r.metrics["psnr"], 4)} for r in item.comparison.results}})
+    _emit({"out": args.out, "files": [p.name for p in paths]})
     return 0
 
 
@@ -266,6 +329,21 @@ def main(argv=None) -> int:
     p.add_argument("--codecs", help="comma-separated codec names (default hyperprior,seed,jpeg)")
     p.add_argument("--out", help="CSV file to write (default: standard output)")
     p.set_defaults(func=cmd_rd)
+
+    p = sub.add_parser("report", help="a PNG figure per image, an offline HTML report and CSV: learned vs JPEG "
+                                      "at one file size")
+    p.add_argument("images", nargs="*", help="image files or folders of images")
+    p.add_argument("--samples", nargs="?", const="all",
+                   help="add the built-in sample photos (all, or comma-separated names, e.g. Astronaut,Coffee)")
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--budget", help="file size for each image, e.g. 25KB (1 KB = 1000 bytes)")
+    size.add_argument("--bpp", help="file size as bits per pixel, e.g. 0.25")
+    p.add_argument("--codecs", help="one learned codec, then classical ones matched to its size "
+                                    "(default: hyperprior,jpeg; JPEG is always included)")
+    p.add_argument("--max-pixels", type=int, help="code larger images from a copy scaled down to this many pixels")
+    p.add_argument("--no-rd", action="store_true", help="leave out the rate-distortion sweep and chart (faster)")
+    p.add_argument("--out", required=True, help="folder to write the report into (created)")
+    p.set_defaults(func=cmd_report)
 
     argv = sys.argv[1:] if argv is None else list(argv)
     p = sub.add_parser("train", help="train or fine-tune a model (resumes from its checkpoint)")

@@ -38,6 +38,11 @@ METRICS = ("bytes", "bpp", "psnr", "ssim", "ms_ssim", "ms_ssim_db", "ssimulacra2
 _TEXT_COLUMNS = {"image", "codec"}
 
 
+def default_plan(names: list[str]) -> dict[str, list[float]]:
+    """{codec: its default sweep qualities} for codec names (learned weights by their kind)."""
+    return {name: DEFAULT_QUALITIES.get(name, DEFAULT_QUALITIES[get_codec(name).kind]) for name in names}
+
+
 def sweep(images: dict[str, np.ndarray], codecs: dict[str, list[float]], progress=None,
           perceptual: bool = True) -> list[dict]:
     """One row per (image, codec, quality): size, metrics and coding times.

@@ -17,14 +17,12 @@ import math
 
 import pandas as pd
 import plotly.graph_objects as go
-from plotly.colors import qualitative
-from plotly.subplots import make_subplots
 import streamlit as st
 
-from aecore import anchors, rd
+from aecore import anchors, rd, rd_chart
+from aecore.rd_chart import published_kin
 from aecore.codecs import classical_names, learned_names
 from aecore.io import sample_images
-from aecore.metrics import ms_ssim_db
 from pages import shared
 
 THIS_IMAGE, IMAGE_SET, KODAK = "This image", "A set of images", "Kodak benchmark"
@@ -34,26 +32,18 @@ ANCHOR = "jpeg"
 # (the benchmark sweeps 19): enough points for a smooth curve and a BD-rate, in seconds.
 LEARNED_QUALITIES = rd.DEFAULT_QUALITIES["learned"]
 CLASSICAL_QUALITIES = [5, 10, 20, 30, 40, 50, 60, 70, 80, 90]
-# The rate axis shows up to this many bpp (more if a learned curve goes further): classical
-# codecs at quality 90 reach 3 to 8 bpp, near lossless, and would squeeze the useful range.
-X_LIMIT = 3.0
 # Larger photos are swept on a copy of at most this many pixels: ~60 encodes each.
 MAX_PIXELS = 1_000_000
 # Published curves shown until the user picks others: the classical anchors and the
 # learned models closest to ours (Balle's hyperprior, its mean-scale variant, Theis' autoencoder).
 PUBLISHED_DEFAULT = ["JPEG (PIL 7.1.2 / libjpeg)", "WebP (PIL 7.1.2)", "bmshj2018-hyperprior (CompressAI, mse)",
                      "mbt2018-mean (CompressAI, mse)", "Theis 2017 compressive autoencoder (ICLR)"]
-# Published names that are our classical codecs, so both share a colour (ours solid, theirs dashed).
-PUBLISHED_KIN = {"JPEG (": "jpeg", "JPEG 4:2:0": "jpeg", "WebP": "webp", "JPEG2000": "jpeg2000", "AV1": "avif",
-                "BPG": "heic", "HEVC": "heic"}  # BPG and HM code HEVC intra frames, as HEIC does
 # Published curves that are none of our codecs: colours apart from the D3 palette ours use.
 PUBLISHED_COLOURS = ["#111111", "#E7298A", "#00A6D6", "#B8860B", "#6A3D9A", "#1B9E77", "#A6761D", "#FF7F50"]
 METRIC_WORDS = {"psnr": "PSNR", "ms_ssim_db": "MS-SSIM", "ssimulacra2": "SSIMULACRA 2"}
 # The right-hand chart and the BD-rate table's second column: a perceptual metric. SSIMULACRA 2
 # costs about 1 s per point on a megapixel, so points are scored by it only once it is chosen.
 PERCEPTUAL = {"MS-SSIM": "ms_ssim_db", "SSIMULACRA 2": "ssimulacra2"}
-AXIS_TITLES = {"ms_ssim_db": ("MS-SSIM in dB, higher is better", "dB"),
-               "ssimulacra2": ("SSIMULACRA 2 (100 = identical), higher is better", "score")}
 NO_OVERLAP = "no overlap"
 NOT_PUBLISHED = "not published"
 
@@ -132,94 +122,6 @@ def label(codec: str) -> str:
         return shared.codec(codec).label or codec
     except Exception:  # noqa: BLE001  (a name that no longer loads still gets a label)
         return codec
-
-
-# -- drawing --------------------------------------------------------------------------------
-
-def colours(codecs: list[str]) -> dict[str, str]:
-    """One colour per codec, learned models first, stable across scopes."""
-    order = learned_names() + classical_names()
-    order += [c for c in codecs if c not in order]
-    palette = qualitative.D3
-    return {c: palette[i % len(palette)] for i, c in enumerate(order)}
-
-
-def published_kin(name: str) -> str | None:
-    """Our codec that a published curve is a measurement of (JPEG, WebP, ...), if any."""
-    return next((ours for prefix, ours in PUBLISHED_KIN.items() if name.startswith(prefix)), None)
-
-
-def finite(values) -> list:
-    """Plotly draws None as a gap; infinite PSNR (a lossless point) or NaN MS-SSIM becomes one."""
-    return [v if isinstance(v, (int, float)) and math.isfinite(v) else None for v in values]
-
-
-def figure(rows: list[dict], averaged: bool, point: dict | None = None,
-           references: list[dict] | None = None, metric: str = "ms_ssim_db") -> go.Figure:
-    """bpp against PSNR (left) and `metric` (right: MS-SSIM in dB or SSIMULACRA 2): ours solid, published dashed."""
-    title, unit = AXIS_TITLES[metric]
-    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.08,
-                        subplot_titles=("PSNR (RGB), higher is better", title))
-    codecs = list(dict.fromkeys(r["codec"] for r in rows))
-    colour = colours(codecs)
-    mean = "mean over %{customdata[5]} images<br>" if averaged else ""
-    for codec in codecs:
-        pts = sorted((r for r in rows if r["codec"] == codec), key=lambda r: r["quality"])
-        custom = [[p["quality"], p["bytes"], p["psnr"], p["ms_ssim"], p["ms_ssim_db"], p.get("images", 1),
-                   p.get("ssimulacra2", math.nan)] for p in pts]
-        name = label(codec)
-        score = "<br>SSIMULACRA 2 %{customdata[6]:.1f}" if metric == "ssimulacra2" else ""
-        hover = (f"<b>{name}</b> quality %{{customdata[0]:g}}<br>{mean}%{{customdata[1]:,.0f}} bytes · "
-                 "%{x:.3f} bpp<br>PSNR %{customdata[2]:.2f} dB<br>MS-SSIM %{customdata[3]:.4f} "
-                 f"(%{{customdata[4]:.2f}} dB){score}<extra></extra>")
-        for col, key in ((1, "psnr"), (2, metric)):
-            fig.add_trace(go.Scatter(
-                x=[p["bpp"] for p in pts], y=finite(p.get(key, math.nan) for p in pts), mode="lines+markers", name=name,
-                legendgroup=codec, showlegend=col == 1, customdata=custom, hovertemplate=hover,
-                line={"color": colour[codec], "width": 2.5 if codec in learned_names() else 1.8},
-                marker={"size": 6}), row=1, col=col)
-    for ref in references or []:
-        kin = published_kin(ref["codec"])
-        name = f"{ref['codec']} (published)"
-        hover = (f"<b>{ref['codec']}</b> (published)<br>%{{x:.3f}} bpp · %{{y:.2f}} dB<br>"
-                 f"{ref['points'][0]['source']}<extra></extra>")
-        for col, key in ((1, "psnr"), (2, metric)):
-            values = finite(p.get(key, math.nan) for p in ref["points"])
-            fig.add_trace(go.Scatter(
-                x=[p["bpp"] for p in ref["points"]], y=values, mode="lines", name=name, legendgroup=name,
-                showlegend=col == 1, hovertemplate=hover, opacity=0.85,
-                line={"dash": "dash", "width": 1.6, "color": ref["colour"] or colour.get(kin, "#777777")}),
-                row=1, col=col)
-    if point is not None:
-        hover = (f"<b>Compare page</b>: {point['label']} at quality {point['quality']:g}<br>"
-                 f"{point['bytes']:,} bytes · {point['bpp']:.3f} bpp<br>PSNR {point['psnr']:.2f} dB<br>"
-                 f"MS-SSIM {point['ms_ssim']:.4f}<extra></extra>")
-        second = ms_ssim_db(point["ms_ssim"]) if metric == "ms_ssim_db" else point.get(metric, math.nan)
-        for col, value in ((1, point["psnr"]), (2, second)):
-            fig.add_trace(go.Scatter(
-                x=[point["bpp"]], y=finite([value]), mode="markers", name="Compare page's point",
-                legendgroup="operating point", showlegend=col == 1, hovertemplate=hover,
-                marker={"symbol": "star", "size": 17, "color": "#FFD500", "line": {"width": 1.5, "color": "#222"}}),
-                row=1, col=col)
-    fig.update_xaxes(title_text="bits per pixel (whole file)", rangemode="tozero")
-    top = x_limit(fig, rows)
-    if top is not None:
-        fig.update_xaxes(range=[0, top])
-    fig.update_yaxes(title_text="dB", row=1, col=1)
-    fig.update_yaxes(title_text=unit, row=1, col=2)
-    fig.update_layout(height=520, margin={"t": 40, "b": 10, "l": 10, "r": 10}, hovermode="closest",
-                      legend={"orientation": "h", "yanchor": "top", "y": -0.14, "xanchor": "left", "x": 0})
-    return fig
-
-
-def x_limit(fig: go.Figure, rows: list[dict]) -> float | None:
-    """Where the rate axis stops: at X_LIMIT bpp (or past the learned curves, if they go further)
-    when near-lossless classical points lie beyond, so the range where codecs differ is readable.
-    None: every point fits. The chart's autoscale button still shows them all."""
-    xs = [x for trace in fig.data for x in (trace.x or ()) if x is not None]
-    learned = [r["bpp"] for r in rows if r["codec"] in learned_names()]
-    top = max([X_LIMIT] + [1.15 * b for b in learned])
-    return top if xs and max(xs) > top else None
 
 
 # -- BD-rate --------------------------------------------------------------------------------
@@ -322,7 +224,7 @@ def pick_metric() -> str:
 
 def show(rows: list[dict], averaged: bool, scope: str, point=None, references=None, extra_entries=(),
          note: str = "", metric: str = "ms_ssim_db") -> None:
-    fig = figure(rows, averaged, point, references, metric)
+    fig = rd_chart.figure(rows, averaged, point, references, metric, label=label)
     st.plotly_chart(fig, key="rd_chart", config={"displaylogo": False})
     if fig.layout.xaxis.range:  # set only when some points lie beyond it
         st.caption(f"The rate axis stops at {fig.layout.xaxis.range[1]:.1f} bpp, where the codecs differ; the "
