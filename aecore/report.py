@@ -284,7 +284,10 @@ def figure_labels(item: Item) -> list[tuple[str, str, str]]:
 
 
 def figure(item: Item, prov: dict, panel: int = PANEL) -> Image.Image:
-    """The slide: the whole picture, then the same crop of the original and of every codec, labelled."""
+    """The slide: the whole picture, then the same crop of the original and of every codec, labelled.
+
+    `canvas.info["panels"]` lists each picture's box (x, y, width, height) on the figure.
+    """
     comp = item.comparison
     gap, margin = panel // 16, panel // 12
     title_font, name_font, text_font, foot_font = (_font(panel * n // 384) for n in (34, 25, 22, 15))
@@ -304,11 +307,13 @@ def figure(item: Item, prov: dict, panel: int = PANEL) -> Image.Image:
     for text in title:
         draw.text((margin, y), text, fill=(20, 22, 30), font=title_font)
         y += line(title_font)
-    best = cmp.winner(comp.results, "psnr")
+    best, boxes = cmp.winner(comp.results, "psnr"), []
     for i, (img, (name, size, score)) in enumerate(zip(panels, figure_labels(item))):
         x = margin + i * (panel + gap)
         draw.rectangle([x, top, x + panel - 1, top + panel - 1], fill=(235, 236, 240))
-        canvas.paste(img, (x + (panel - img.width) // 2, top + (panel - img.height) // 2))
+        box = (x + (panel - img.width) // 2, top + (panel - img.height) // 2, img.width, img.height)
+        canvas.paste(img, box[:2])
+        boxes.append(box)
         ty = top + panel + gap // 2
         draw.text((x, ty), name, fill=(20, 22, 30), font=name_font)
         draw.text((x, ty + line(name_font)), size, fill=(70, 72, 85), font=text_font)
@@ -319,6 +324,7 @@ def figure(item: Item, prov: dict, panel: int = PANEL) -> Image.Image:
     for text in foot:
         draw.text((margin, y), text, fill=(110, 112, 125), font=foot_font)
         y += line(foot_font)
+    canvas.info["panels"] = boxes
     return canvas
 
 
@@ -329,13 +335,15 @@ def footer(prov: dict) -> str:
 
 
 def figure_png(item: Item, prov: dict, panel: int = PANEL) -> bytes:
-    """The figure as PNG bytes, with the verdict, labels and provenance as PNG text chunks."""
+    """The figure as PNG bytes, with the verdict, labels, panel boxes and provenance as PNG text chunks."""
     info = PngImagePlugin.PngInfo()
     info.add_itxt("Title", item.verdict)
     info.add_itxt("Labels", json.dumps(figure_labels(item), ensure_ascii=False))
     info.add_itxt("Description", footer(prov))
+    img = figure(item, prov, panel)
+    info.add_itxt("Panels", json.dumps(img.info["panels"]))
     buf = io.BytesIO()
-    figure(item, prov, panel).save(buf, format="PNG", pnginfo=info)
+    img.save(buf, format="PNG", pnginfo=info)
     return buf.getvalue()
 
 

@@ -82,19 +82,17 @@ def test_figure_size_and_labels(user_weights, photo):
     assert labels[3][1] == f"{jpeg.num_bytes} B · {jpeg.metrics['bpp']:.3f} bpp"  # under 1000 B
     assert labels[3][2].startswith(f"PSNR {jpeg.metrics['psnr']:.2f} dB")
     assert img.text["Title"] == item.verdict and "Rebuild: cmd" in img.text["Description"]
-    pixels = np.asarray(img.convert("L"))
-    top = margin + round(report._font(panel * 34 // 384).size * 1.3) + gap
-    # Each panel holds its picture, and each caption under it is drawn (dark text on white).
-    for i in range(5):
-        x = margin + i * (panel + gap)
-        caption = pixels[top + panel: top + panel + 3 * panel // 8, x: x + panel]
+    boxes = json.loads(img.text["Panels"])
+    assert len(boxes) == 5 and all(w <= panel and h <= panel for _, _, w, h in boxes)
+    gray, rgb = np.asarray(img.convert("L")), np.asarray(img)
+    for i, (x, y, w, h) in enumerate(boxes):  # each caption under its picture is drawn (dark text on white)
+        caption = gray[y + h + gap // 2: y + h + 3 * panel // 8, x - (panel - w) // 2: x + w]
         assert (caption < 128).sum() > 50, f"no caption under panel {i}"
     z = item.zoom
-    k = panel // z.size
-    x0 = margin + 2 * (panel + gap) + (panel - z.size * k) // 2
-    y0 = top + (panel - z.size * k) // 2
-    shown = np.asarray(img)[y0: y0 + z.size * k: k, x0: x0 + z.size * k: k]
-    assert np.array_equal(shown, item.learned.decoded[z.slice])  # the learned panel shows its decoded pixels
+    for (x, y, w, h), pixels in zip(boxes[1:], [photo, *(r.decoded for r in item.comparison.results)]):
+        k = w // z.size  # each crop is enlarged by a whole factor, nearest neighbour: its pixels exactly
+        assert k >= 1 and w == h == z.size * k
+        assert np.array_equal(rgb[y: y + h: k, x: x + w: k], pixels[z.slice])
 
 
 def test_html_is_self_contained(user_weights, photo):
