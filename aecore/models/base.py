@@ -168,6 +168,17 @@ class CompressionModel(nn.Module):
             return fast(x.to(dtype=torch.bfloat16, memory_format=torch.channels_last)).float().contiguous()
         return run
 
+    def prepare_coding(self) -> None:
+        """Builds now what coding derives from the weights (the bfloat16 transform copies and the
+        entropy tables; each is cached per weights version), so that the first encode or decode
+        times only its own work: the first call after loading was about twice the next ones."""
+        self.fast_copy(self.g_a)
+        self.fast_copy(self.g_s)
+        self.entropy_tables()
+
+    def entropy_tables(self) -> None:
+        """Subclasses build (and cache) their coding tables here."""
+
     def fast_copy(self, module: nn.Module) -> nn.Module:
         """The bfloat16, channels_last copy of `module` that coding runs (kept per weights version).
 

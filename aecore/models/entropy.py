@@ -199,7 +199,8 @@ def read_factorized(reader: SymbolReader, shape: tuple[int, int, int], models: l
 _GAUSSIAN_MODELS: list = []
 
 
-def _gaussian_models() -> list:
+def gaussian_models() -> list:
+    """(radius, model) per entry of SCALE_TABLE, built once per process."""
     if not _GAUSSIAN_MODELS:
         _GAUSSIAN_MODELS.extend((len(p) // 2, categorical(p)) for p in gaussian_tables())
     return _GAUSSIAN_MODELS
@@ -211,7 +212,7 @@ def write_gaussian(writer: SymbolWriter, symbols: np.ndarray, indexes: np.ndarra
     counts = np.bincount(indexes.ravel(), minlength=len(SCALE_TABLE))
     sorted_symbols = symbols.ravel()[order]
     start = 0
-    for (radius, model), n in zip(_gaussian_models(), counts):
+    for (radius, model), n in zip(gaussian_models(), counts):
         writer.add(sorted_symbols[start:start + n], radius, model)
         start += n
 
@@ -219,7 +220,7 @@ def write_gaussian(writer: SymbolWriter, symbols: np.ndarray, indexes: np.ndarra
 def read_gaussian(reader: SymbolReader, indexes: np.ndarray) -> np.ndarray:
     order = np.argsort(indexes.ravel(), kind="stable")
     counts = np.bincount(indexes.ravel(), minlength=len(SCALE_TABLE))
-    parts = [reader.read(n, radius, model) for (radius, model), n in zip(_gaussian_models(), counts)]
+    parts = [reader.read(n, radius, model) for (radius, model), n in zip(gaussian_models(), counts)]
     out = np.empty(indexes.size, dtype=np.int64)
     out[order] = np.concatenate(parts)
     return out.reshape(indexes.shape)

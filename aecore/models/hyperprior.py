@@ -18,7 +18,7 @@ from torch import nn
 
 from .base import CompressionModel, ModelConfig, quantize_proxy, register_model, ste_round
 from .entropy import (FactorizedDensity, SymbolReader, SymbolWriter, deterministic, factorized_models,
-                      gaussian_likelihood, read_factorized, read_gaussian, scale_indexes,
+                      gaussian_likelihood, gaussian_models, read_factorized, read_gaussian, scale_indexes,
                       write_factorized, write_gaussian)
 from .layers import GDN, conv, deconv
 
@@ -65,6 +65,10 @@ class Hyperprior(CompressionModel):
 
     def _z_models(self) -> list:
         return self.cached_tables(self.z_density, lambda: factorized_models(self.z_density, self.config.z_radius))
+
+    def entropy_tables(self) -> None:
+        self._z_models()
+        gaussian_models()
 
     def analyse(self, x: torch.Tensor, quality: float) -> dict:
         """Encoder-side latents of one padded image (1, 3, H, W): integers and parameters."""

@@ -110,6 +110,9 @@ class SeedAutoencoder(CompressionModel):
     def _y_models(self) -> list:
         return self.cached_tables(self.y_density, lambda: factorized_models(self.y_density, self.config.y_radius))
 
+    def entropy_tables(self) -> None:
+        self._y_models()
+
     def analyse(self, x: torch.Tensor, quality: float) -> dict:
         """Encoder-side latents of one padded image (1, 3, H, W)."""
         q = self.quality_tensor(quality, 1)
