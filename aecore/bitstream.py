@@ -28,16 +28,12 @@ import re
 import struct
 import zlib
 
-from .codecs.base import CodecError
+from .errors import BitstreamError
 
 MAGIC = b"\x8bAEC"
 VERSION = 1
 MAX_SECTIONS = 16
 _NAME = re.compile(rb"^[A-Za-z0-9][A-Za-z0-9_-]*$")
-
-
-class BitstreamError(CodecError):
-    """An .aec stream that is truncated, altered, or not an .aec stream at all."""
 
 
 @dataclass(frozen=True)

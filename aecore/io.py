@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .errors import ImageError
+
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 
 # 50 MP covers every camera photo while keeping a decoded image under ~150 MB.
@@ -45,10 +47,6 @@ _ORIENTATION_WORDS = {
     7: "mirrored across the anti-diagonal",
     8: "rotated 90 degrees counter-clockwise",
 }
-
-
-class ImageError(ValueError):
-    """Input that is not a usable image; the message names the file and the problem."""
 
 
 @dataclass

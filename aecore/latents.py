@@ -27,14 +27,10 @@ import math
 import cv2
 import numpy as np
 import torch
-from torch import nn
 
 from . import io
 from .bitstream import quantize_quality
-from .models.base import LATENT_FACTOR, TILE, CompressionModel
-from .models.entropy import gaussian_likelihood
-
-HYPER_FACTOR = 4  # z is 4x4 times coarser than y in the hyperprior (1/64 against 1/16)
+from .models.base import TILE, CompressionModel
 
 
 @torch.inference_mode()
@@ -44,14 +40,14 @@ def analyse(model: CompressionModel, image: np.ndarray, quality: float) -> dict:
     Returns a dict:
       arch, quality, height, width;
       latents: one dict per coded latent, finest first (y, then z for the hyperprior):
-        name, factor (1/factor of the image size), values (C, h, w) float32 before rounding
-        (z: its integers, the model keeps no unrounded copy),
+        name, factor (1/factor of the image size), values (C, h, w) float32 before rounding,
         coded (C, h, w) float32 after rounding (what the decoder gets, before the gain is undone),
         channels (original channel index of each row, costliest first), channel_bits (C,),
         bits (h, w) summed over channels, total_bits; channels are sorted by channel_bits;
       features: the seed encoder's maps after each max-pooling stage (name, factor,
         values (C, h, w), channels sorted by mean activation); empty for the hyperprior;
-      bits_map: (height, width) estimated bits per pixel, z's bits spread over their 4x4 y area;
+      bits_map: (height, width) estimated bits per pixel, a coarser latent's bits spread evenly over
+        the finest latent's positions it covers (z over 4x4 of y);
       total_bits, bpp: the estimate for the coded payload (no container header);
       quantization: one channel (the costliest of y) before and after rounding.
     """
@@ -61,29 +57,17 @@ def analyse(model: CompressionModel, image: np.ndarray, quality: float) -> dict:
     x = torch.tensor(rgb).permute(2, 0, 1)[None].float().div(255)
     x = model.pad(x)                                                  # (1, 3, H', W'), H' % stride == 0
 
-    pooled, hooks = _record_pooling(model)
-    try:
-        a = model.analyse(x, q)
-    finally:
-        for h in hooks:
-            h.remove()
+    # What the page needs comes back from the analysis itself: nothing is recorded on the model,
+    # whose coding copies every session's encodes share.
+    a = model.analyse(x, q, stages=True)
+    found = [_latent(lat) for lat in sorted(a.latents, key=lambda lat: lat.factor)]
 
-    if "z_symbols" in a:  # hyperprior: Gaussian y given z, factorized z
-        y_coded = a["y_symbols"] + a["mean"]
-        y_bits = -torch.log2(gaussian_likelihood(y_coded, a["mean"], a["scale"]))[0]        # (M, h, w)
-        z_coded = a["z_symbols"]
-        z_bits = -torch.log2(model.z_density.likelihood(z_coded))[0]                        # (N, h/4, w/4)
-        found = [_latent("y", LATENT_FACTOR, a["y"][0], y_coded[0], y_bits),
-                 _latent("z", LATENT_FACTOR * HYPER_FACTOR, z_coded[0], z_coded[0], z_bits)]
-    else:  # seed: factorized y
-        y_coded = a["y_symbols"]
-        y_bits = -torch.log2(model.y_density.likelihood(y_coded))[0]
-        found = [_latent("y", LATENT_FACTOR, a["y"][0], y_coded[0], y_bits)]
-
-    # Bits per 16x16 block of pixels: y's own, plus each z value's bits shared by its 4x4 y positions.
+    # Bits per block of the finest latent: its own, plus each coarser value's bits shared by the
+    # positions it covers.
+    finest = found[0]["factor"]
     block_bits = found[0]["bits"].astype(np.float64)
     for lat in found[1:]:
-        k = lat["factor"] // LATENT_FACTOR
+        k = lat["factor"] // finest
         spread = np.kron(lat["bits"], np.ones((k, k))) / (k * k)
         block_bits = block_bits + spread[:block_bits.shape[0], :block_bits.shape[1]]
     total_bits = float(sum(lat["total_bits"] for lat in found))
@@ -96,8 +80,8 @@ def analyse(model: CompressionModel, image: np.ndarray, quality: float) -> dict:
         "height": height,
         "width": width,
         "latents": found,
-        "features": _features(pooled),
-        "bits_map": _bits_map(block_bits, height, width),
+        "features": _features(a.stages),
+        "bits_map": _bits_map(block_bits, finest, height, width),
         "total_bits": total_bits,
         "bpp": total_bits / (height * width),
         "quantization": {"latent": "y", "channel": top, "before": y["values"][0].copy(),
@@ -105,33 +89,21 @@ def analyse(model: CompressionModel, image: np.ndarray, quality: float) -> dict:
     }
 
 
-def _latent(name: str, factor: int, values: torch.Tensor, coded: torch.Tensor, bits: torch.Tensor) -> dict:
-    """One latent's arrays with channels sorted by bits, costliest first."""
-    bits = bits.double().numpy()                                      # (C, h, w)
+def _latent(latent) -> dict:
+    """One latent's arrays (a models.base.Latent) with channels sorted by bits, costliest first."""
+    bits = (-torch.log2(latent.likelihoods()))[0].double().numpy()    # (C, h, w)
     channel_bits = bits.sum(axis=(1, 2))
     order = np.argsort(-channel_bits, kind="stable")
-    return {"name": name, "factor": factor,
-            "values": values.float().numpy()[order], "coded": coded.float().numpy()[order],
+    return {"name": latent.name, "factor": latent.factor,
+            "values": latent.values[0].float().numpy()[order], "coded": latent.coded()[0].float().numpy()[order],
             "channels": order, "channel_bits": channel_bits[order],
             "bits": bits.sum(axis=0), "total_bits": float(channel_bits.sum())}
 
 
-def _record_pooling(model: nn.Module) -> tuple[list[list[torch.Tensor]], list]:
-    """Forward hooks that keep the output of every nn.MaxPool2d in the analysis transform."""
-    g_a = model.fast_copy(model.g_a) if hasattr(model, "g_a") else nn.Sequential()  # the copy coding runs
-    pools = [m for m in g_a.modules() if isinstance(m, nn.MaxPool2d)]
-    outputs: list[list[torch.Tensor]] = [[] for _ in pools]
-    hooks = [pool.register_forward_hook(lambda _m, _i, out, keep=keep: keep.append(out.detach().clone()))
-             for pool, keep in zip(pools, outputs)]
-    return outputs, hooks
-
-
-def _features(pooled: list[list[torch.Tensor]]) -> list[dict]:
-    """The pooling stages' maps; left out when the transform ran in tiles (larger than TILE)."""
-    if not pooled or any(len(calls) != 1 for calls in pooled):
-        return []
+def _features(stages: list[torch.Tensor]) -> list[dict]:
+    """The pooling stages' maps (none when the transform ran in tiles, larger than TILE)."""
     out = []
-    for i, (maps,) in enumerate(pooled):
+    for i, maps in enumerate(stages):
         values = maps[0].float().numpy()                               # (C, H/2^k, W/2^k)
         order = np.argsort(-np.abs(values).mean(axis=(1, 2)), kind="stable")
         out.append({"name": f"after pooling {i + 1}", "factor": 2 ** (i + 1), "values": values[order],
@@ -139,11 +111,11 @@ def _features(pooled: list[list[torch.Tensor]]) -> list[dict]:
     return out
 
 
-def _bits_map(block_bits: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Bits per 16x16 block -> bits per pixel at image size (smooth upsampling, then cropped)."""
-    per_pixel = (block_bits / LATENT_FACTOR ** 2).astype(np.float32)
+def _bits_map(block_bits: np.ndarray, factor: int, height: int, width: int) -> np.ndarray:
+    """Bits per factor x factor block -> bits per pixel at image size (smooth upsampling, then cropped)."""
+    per_pixel = (block_bits / factor ** 2).astype(np.float32)
     h, w = per_pixel.shape
-    up = cv2.resize(per_pixel, (w * LATENT_FACTOR, h * LATENT_FACTOR), interpolation=cv2.INTER_LINEAR)
+    up = cv2.resize(per_pixel, (w * factor, h * factor), interpolation=cv2.INTER_LINEAR)
     return np.ascontiguousarray(np.clip(up[:height, :width], 0, None))
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from safetensors import SafetensorError, safe_open
 
+from .errors import WeightsError
 from .io import atomic_write
 
 if TYPE_CHECKING:  # torch is imported where a model is built: naming weights needs none of it
@@ -27,10 +28,6 @@ SHIPPED_DIR = Path(__file__).resolve().parent.parent / "weights"
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")  # whole name: fullmatch
 DEFAULT_MODEL = "hyperprior"
 MAX_CARD_BYTES = 1 << 20  # a model card is a few kilobytes of JSON; anything larger is not one
-
-
-class WeightsError(ValueError):
-    """Weights that are missing, malformed or do not match their card."""
 
 
 def user_dir() -> Path:

@@ -22,8 +22,8 @@ from pages import shared
 MAX_SIDE = 768
 LATENT_COLOURS = {"y": "#1f77b4", "z": "#ff7f0e"}
 RESOLUTION_WORDS = {
-    "y": "the main latent, one value per channel for every 16×16 pixels",
-    "z": "the hyperprior's side information, one value per 64×64 pixels: it tells the decoder how "
+    "y": "the main latent, one value per channel for every {f}×{f} pixels",
+    "z": "the hyperprior's side information, one value per {f}×{f} pixels: it tells the decoder how "
          "spread out each value of y is, so y costs fewer bits",
 }
 
@@ -101,7 +101,8 @@ def where_the_bits_go(name: str, image, view: dict, pics: dict, real_bytes: int)
     text_col.caption(
         "Bright means expensive. The cost follows the content, edges and texture, rather than a grid: "
         "the encoder describes the picture with smooth, overlapping features, not 8×8 blocks as JPEG does. "
-        "Each value of y covers a 16×16 patch and the map is drawn smoothly between them.")
+        "Each value of {name} covers a {f}×{f} patch and the map is drawn smoothly between them.".format(
+            name=view["latents"][0]["name"], f=view["latents"][0]["factor"]))
 
 
 def resolutions(view: dict, pics: dict, n: int) -> None:
@@ -115,7 +116,7 @@ def resolutions(view: dict, pics: dict, n: int) -> None:
         with col:
             st.markdown(f"**{lat['name']}** · 1/{lat['factor']} of the size · {c} channels of {lw}×{lh}")
             st.image(grid, caption=f"The {min(n, c)} costliest of {c} channels", width="content")
-            st.caption(RESOLUTION_WORDS.get(lat["name"], "").capitalize() + ".")
+            st.caption(RESOLUTION_WORDS.get(lat["name"], "").format(f=lat["factor"]).capitalize() + ".")
 
 
 def channel_rates(view: dict) -> None:

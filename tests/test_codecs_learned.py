@@ -72,8 +72,30 @@ def test_a_loaded_codec_has_its_coding_tables_before_the_first_timed_call(user_w
     """The bfloat16 copies and entropy tables are built on load, so the first encode and decode
     time only the coding: coding reuses exactly the objects that loading built."""
     codec = get_codec(name)
-    built = {k: v[1] for k, v in codec.model._table_cache.items()}
-    assert len(built) == 3  # g_a, g_s and the factorized density's tables
+    density = codec.model.z_density if name == "tiny-hyper" else codec.model.y_density
+    copies = {k: v[1] for k, v in codec.model._copies.items()}
+    tables = density._tables
+    assert len(copies) == 2 and tables is not None  # g_a, g_s and the factorized density's tables
     codec.decode(codec.encode(photo, 4.0))
-    assert set(codec.model._table_cache) == set(built)
-    assert all(codec.model._table_cache[k][1] is v for k, v in built.items())
+    assert set(codec.model._copies) == set(copies)
+    assert all(codec.model._copies[k][1] is v for k, v in copies.items())
+    assert density._tables is tables
+
+
+def test_streams_written_by_earlier_code_decode_and_encode_identically(monkeypatch):
+    """The .aec format is pinned: streams committed in tests/data/streams (made by the code of
+    that commit, with their tiny weights) decode to the same pixels, and today's encoder writes
+    the same bytes for the same image."""
+    import hashlib
+    import json
+    from tests.data.streams import make
+    monkeypatch.setenv("AECORE_USER_WEIGHTS", str(make.HERE))
+    expected = json.loads((make.HERE / "expected.json").read_text())
+    assert len(expected) == sum(len(q) for _, q in make.STREAMS.values())
+    for file, want in expected.items():
+        data = (make.HERE / file).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == want["sha256"]
+        decoded = decode_any(data)
+        assert hashlib.sha256(decoded.tobytes()).hexdigest() == want["pixels_sha256"], file
+        name = file.rsplit("-q", 1)[0]
+        assert get_codec(name).encode(make.image(), want["quality"]) == data, file

@@ -96,3 +96,35 @@ def test_overlay_blends_the_heatmap_over_the_photo(image):
     assert out[:, :50].mean() > out[:, 60:].mean() - 40  # yellow where the bits are
     with pytest.raises(ValueError):
         latents.overlay(image, bits[:10])
+
+
+def test_an_encode_in_another_thread_during_the_analysis_changes_nothing(user_weights, image):
+    """Every session's encodes run the same cached coding copy of the model. An encode in another
+    thread, started while the analysis is inside that copy, must neither take the pooling maps
+    away nor add to them: the analysis returns what it computed and records nothing on the model."""
+    import threading
+    from aecore.codecs import get_codec
+    codec = get_codec("tiny-seed")
+    model = codec.model
+    alone = latents.analyse(model, image, 5.0)
+    assert len(alone["features"]) == 4
+    first_layer = model.fast_copy(model.g_a)[0]
+    encoded, started = [], []
+
+    def encode_elsewhere(_module, _inputs):
+        if not started:  # once, from the analysis' own call (the other thread's passes through)
+            started.append(True)
+            other = threading.Thread(target=lambda: encoded.append(codec.encode(image, 3.0)))
+            other.start()
+            other.join()
+    hook = first_layer.register_forward_pre_hook(encode_elsewhere)
+    try:
+        during = latents.analyse(model, image, 5.0)
+    finally:
+        hook.remove()
+    assert started and len(encoded) == 1
+    assert codec.decode(encoded[0]).shape == image.shape
+    assert [f["values"].shape for f in during["features"]] == [f["values"].shape for f in alone["features"]]
+    for a, b in zip(during["features"], alone["features"]):
+        assert np.array_equal(a["values"], b["values"])
+    assert during["total_bits"] == alone["total_bits"]

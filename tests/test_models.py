@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from aecore.models import ModelConfig, build_model
-from aecore.models.entropy import (SCALE_TABLE, SymbolReader, SymbolWriter, categorical, gaussian_tables,
-                                   read_gaussian, scale_indexes, write_gaussian)
+from aecore.models.entropy import (SCALE_TABLE, FactorizedDensity, GaussianConditional, SymbolReader, SymbolWriter,
+                                   categorical, gaussian_tables, scale_indexes)
 from tests.conftest import TINY, make_tiny
 
 
@@ -40,12 +40,8 @@ def test_decompress_matches_encoder_reconstruction(name, size):
     x_hat = model.decompress(sections, *size, 5.0)
     assert x_hat.shape == x.shape
     # Same reconstruction the encoder side computes from its own rounded latents.
-    a = model.analyse(model.pad(x), 5.0)
-    q = torch.tensor([5.0])
-    if "mean" in a:
-        y_hat = (a["y_symbols"] + a["mean"]) * model.gain.inverse_gain(q)
-    else:
-        y_hat = a["y_symbols"] * model.gain.inverse_gain(q)
+    (y,) = [lat for lat in model.analyse(model.pad(x), 5.0).latents if lat.name == "y"]
+    y_hat = y.coded() * model.gain.inverse_gain(torch.tensor([5.0]))
     with torch.no_grad():
         expected = model.synthesis(y_hat)[..., :size[0], :size[1]]
     torch.testing.assert_close(x_hat, expected, atol=1e-5, rtol=0)
@@ -69,18 +65,40 @@ def test_decode_identical_across_thread_counts(name):
 
 def test_gaussian_coding_round_trip_with_clipping():
     rng = np.random.default_rng(1)
-    indexes = rng.integers(0, len(SCALE_TABLE), size=(6, 9, 11)).astype(np.int32)
+    indexes = rng.integers(0, len(SCALE_TABLE), size=(6, 9, 11))
+    scale = torch.from_numpy(SCALE_TABLE[indexes].astype(np.float32))[None]
+    assert np.array_equal(scale_indexes(scale[0].numpy()), indexes)  # each scale is its own table's
     symbols = np.round(rng.normal(size=indexes.shape) * SCALE_TABLE[indexes]).astype(np.int64)
     symbols[0, 0, 0] = 10**6  # far outside every table: clipped, not a crash
-    w = SymbolWriter()
-    write_gaussian(w, symbols, indexes)
-    r = SymbolReader(w.getvalue())
-    decoded = read_gaussian(r, indexes)
-    r.finish()
+    mean = torch.rand(1, *indexes.shape)
+    gaussian = GaussianConditional()
+    data = gaussian.compress(torch.from_numpy(symbols)[None], scale=scale)
+    decoded = gaussian.decompress(data, indexes.shape, mean=mean, scale=scale)
     radius = len(gaussian_tables()[indexes[0, 0, 0]]) // 2
     expected = symbols.copy()
     expected[0, 0, 0] = radius
-    np.testing.assert_array_equal(decoded, expected)
+    torch.testing.assert_close(decoded, torch.from_numpy(expected).float()[None] + mean, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="left over"):
+        gaussian.decompress(data + data, indexes.shape, mean=mean, scale=scale)
+    with pytest.raises(ValueError, match="shape"):
+        gaussian.decompress(data, (6, 9, 12), mean=mean, scale=scale)
+
+
+def test_factorized_coding_round_trip_and_ideal_size():
+    """The density's own coder: clipped symbols come back, in about -log2(likelihood) bits."""
+    torch.manual_seed(0)
+    density = FactorizedDensity(3, radius=20)
+    symbols = torch.round(torch.randn(1, 3, 16, 16) * 4)
+    symbols[0, 0, 0, 0] = 500  # beyond the table: clipped to the radius
+    data = density.compress(symbols)
+    decoded = density.decompress(data, (3, 16, 16))
+    expected = symbols.clamp(-20, 20)
+    torch.testing.assert_close(decoded, expected, rtol=0, atol=0)
+    with torch.no_grad():
+        ideal = -torch.log2(density.likelihood(expected)).sum().item()
+    assert 0.95 * ideal < 8 * len(data) < 1.05 * ideal + 64
+    with pytest.raises(ValueError, match="left over"):
+        density.decompress(data, (2, 16, 16))
 
 
 def test_reader_rejects_leftover_data():
@@ -109,11 +127,11 @@ def test_scale_indexes_equal_a_binary_search():
 
 def test_tables_follow_weight_changes():
     model = make_tiny("tiny-seed")
-    before = model._y_models()
-    assert model._y_models() is before  # cached while weights are unchanged
+    before = model.y_density.coding_tables()
+    assert model.y_density.coding_tables() is before  # cached while weights are unchanged
     with torch.no_grad():
         model.y_density.biases[0].add_(1.0)
-    assert model._y_models() is not before
+    assert model.y_density.coding_tables() is not before
 
 
 @pytest.mark.parametrize("kernel,stride", [(5, 2), (3, 2), (7, 2), (5, 4)])

@@ -5,10 +5,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-
-class CodecError(ValueError):
-    """A stream that cannot be decoded, or an input a codec cannot encode."""
-
+from ..errors import CodecError
 
 class Codec(ABC):
     """encode(image, quality) -> bytes and decode(bytes) -> image.

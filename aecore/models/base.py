@@ -2,24 +2,28 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 import math
 
 import torch
 from torch import nn
 import torch.nn.functional as F
 
+from .entropy import FactorizedDensity, deterministic, weights_version
 from .layers import GainUnits, SubpixelConv
 
 
-def lambda_ladder(low: float, high: float, levels: int = 8) -> tuple[float, ...]:
+LEVELS = 8  # rate levels of a new model; a trained model's count is `len(config.lambdas)` (its `levels`)
+
+
+def lambda_ladder(low: float, high: float, levels: int = LEVELS) -> tuple[float, ...]:
     """Geometric rate-distortion trade-offs from quality 1 (low) to the top level (high)."""
     ratio = (high / low) ** (1 / (levels - 1))
     return tuple(round(low * ratio ** i, 6) for i in range(levels))
 
 
-# Trade-offs of the 8 quality levels (loss = bpp + lambda * 255^2 * MSE), chosen so that
-# quality 1..8 spans about 0.15 to 1.3 bpp on Kodak.
+# Trade-offs of the quality levels (loss = bpp + lambda * 255^2 * MSE), chosen so that
+# quality 1..LEVELS spans about 0.15 to 1.3 bpp on Kodak.
 LAMBDAS = lambda_ladder(0.0006, 0.06)
 
 
@@ -50,7 +54,7 @@ class ModelConfig:
 # reaches further sets a larger `margin`.
 TILE = 1024
 MARGIN = 64
-LATENT_FACTOR = 16  # y is 1/16 of the image size in both architectures
+LATENT_FACTOR = 16  # y is 1/16 of the image size in both architectures (four stride-2 stages)
 FEW_CHANNELS = 4  # transposed convolutions to this many channels or fewer run as SubpixelConv
 
 MODELS: dict[str, type] = {}
@@ -105,12 +109,49 @@ def quantize_proxy(x: torch.Tensor, training: bool, mean: torch.Tensor | None = 
     return x.round() if mean is None else torch.round(x - mean) + mean
 
 
+@dataclass(frozen=True)
+class Latent:
+    """One coded latent of one image, as the encoder computes it.
+
+    Each architecture describes its latents with these (`CompressionModel.analyse`), one per
+    stream section; `compress` writes them and the Inside-the-model analysis (aecore.latents)
+    reads their likelihoods, so neither needs to know which architecture it has.
+    """
+
+    name: str                   # "y", "z"
+    factor: int                 # 1/factor of the padded image's size
+    values: torch.Tensor        # (1, C, h, w) as the encoder computes it, before rounding
+    symbols: torch.Tensor       # (1, C, h, w) the integers the entropy model codes
+    entropy: object             # its entropy model (see models.entropy for the contract)
+    params: dict = field(default_factory=dict)  # the entropy model's conditioning (mean, scale)
+
+    def coded(self) -> torch.Tensor:
+        """The latent as the decoder gets it (before the gain is undone)."""
+        return self.entropy.dequantize(self.symbols, **self.params)
+
+    def likelihoods(self) -> torch.Tensor:
+        return self.entropy.likelihood(self.coded(), **self.params)
+
+    def compress(self) -> bytes:
+        return self.entropy.compress(self.symbols, **self.params)
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """What the encoder computes from one padded image: its latents in stream order and, when
+    asked for, the analysis transform's maps after each pooling stage (none when tiled)."""
+
+    latents: list[Latent]
+    stages: list[torch.Tensor] = field(default_factory=list)
+
+
 class CompressionModel(nn.Module):
     """Base for variable-rate learned codecs.
 
-    Subclasses set `stride` (the factor the input must divide) and implement
-    `forward(x, quality) -> {"x_hat", "likelihoods": {...}}` for training and
-    `compress(x, quality) -> list[bytes]` / `decompress(sections, shape, quality)` for coding.
+    Subclasses set `stride` (the factor the input must divide: its coarsest latent's) and implement
+    `forward(x, quality) -> {"x_hat", "likelihoods": {...}}` for training,
+    `analyse(x, quality, stages) -> Analysis` (what `compress` codes, one section per latent) and
+    `decompress(sections, height, width, quality, tile)`.
     Quality is continuous in [1, levels]; 1 is the smallest file.
     """
 
@@ -125,12 +166,11 @@ class CompressionModel(nn.Module):
         # Python floats, not tensor arithmetic: see GainUnits.
         mid = config.lambdas[len(config.lambdas) // 2]
         self.init_log_gain = tuple(0.5 * math.log(lam / mid) for lam in config.lambdas)
-        self._table_cache: dict = {}
+        self._copies: dict = {}
 
     def rate_parameters(self) -> list[nn.Parameter]:
         """Entropy-model densities and gains: few numbers that must move far, so training
         gives them a larger learning rate (see TrainConfig.rate_lr_scale)."""
-        from .entropy import FactorizedDensity
         return [p for m in self.modules() if isinstance(m, (FactorizedDensity, GainUnits)) for p in m.parameters()]
 
     def gain_units(self, channels: int) -> GainUnits:
@@ -146,8 +186,20 @@ class CompressionModel(nn.Module):
         pw = (-w) % self.stride
         return F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
 
-    def analysis(self, x: torch.Tensor) -> torch.Tensor:
-        """g_a over a padded image, tiled for large inputs (float32 out)."""
+    def analyse(self, x: torch.Tensor, quality: float, stages: bool = False) -> Analysis:
+        """The latents of one padded image (1, 3, H, W); `stages`: keep the pooling stages' maps."""
+        raise NotImplementedError
+
+    @deterministic
+    def compress(self, x: torch.Tensor, quality: float) -> list[bytes]:
+        """One entropy-coded section per latent, in the order `analyse` lists them."""
+        return [latent.compress() for latent in self.analyse(self.pad(x), quality).latents]
+
+    def analysis(self, x: torch.Tensor, stages: list | None = None) -> torch.Tensor:
+        """g_a over a padded image, tiled for large inputs (float32 out). `stages`, when given
+        and the image is one tile, receives the output of each max-pooling layer (float32)."""
+        if stages is not None and max(x.shape[-2:]) <= TILE:
+            return self._fast(self.g_a, stages)(x)
         return tiled(self._fast(self.g_a), x, 1 / LATENT_FACTOR, TILE, self.margin)
 
     def synthesis(self, y_hat: torch.Tensor, tile: int | None = None) -> torch.Tensor:
@@ -155,7 +207,7 @@ class CompressionModel(nn.Module):
         return tiled(self._fast(self.g_s), y_hat, LATENT_FACTOR, (tile or TILE) // LATENT_FACTOR,
                      self.margin // LATENT_FACTOR)
 
-    def _fast(self, module: nn.Module):
+    def _fast(self, module: nn.Module, stages: list | None = None):
         """The transform in bfloat16 on channels_last tensors: about 2.5x faster than float32
         on CPUs with AVX-512 bf16/AMX. It runs a bfloat16 copy of the module (made once per
         weights version), which gives autocast's results without casting every weight on
@@ -165,7 +217,14 @@ class CompressionModel(nn.Module):
         fast = self.fast_copy(module)
 
         def run(x: torch.Tensor) -> torch.Tensor:
-            return fast(x.to(dtype=torch.bfloat16, memory_format=torch.channels_last)).float().contiguous()
+            x = x.to(dtype=torch.bfloat16, memory_format=torch.channels_last)
+            if stages is None:
+                return fast(x).float().contiguous()
+            for layer in fast:  # what nn.Sequential does, keeping the pooling layers' outputs
+                x = layer(x)
+                if isinstance(layer, nn.MaxPool2d):
+                    stages.append(x.float())
+            return x.float().contiguous()
         return run
 
     def prepare_coding(self) -> None:
@@ -192,18 +251,12 @@ class CompressionModel(nn.Module):
                     if isinstance(child, nn.ConvTranspose2d) and child.out_channels <= FEW_CHANNELS:
                         setattr(parent, name, SubpixelConv(child))
             return fast.to(dtype=torch.bfloat16, memory_format=torch.channels_last).requires_grad_(False)
-        return self.cached_tables(module, build)
+        key = weights_version(module)
+        if self._copies.get(id(module), (None,))[0] != key:  # rebuilt whenever the weights change
+            self._copies[id(module)] = (key, build())
+        return self._copies[id(module)][1]
 
     def latent_shape(self, height: int, width: int, factor: int) -> tuple[int, int]:
-        return math.ceil(height / factor), math.ceil(width / factor)
-
-    def cached_tables(self, module: nn.Module, build):
-        """Tables (or module copies) derived from `module`'s weights, rebuilt whenever they change.
-
-        Parameter version counters move on every in-place update (optimizer steps,
-        load_state_dict), so a stale table can never be used.
-        """
-        key = tuple((id(p), p._version) for p in module.parameters())
-        if self._table_cache.get(id(module), (None,))[0] != key:
-            self._table_cache[id(module)] = (key, build())
-        return self._table_cache[id(module)][1]
+        """(h, w) of the latent at 1/factor of a height x width image padded to the stride."""
+        return (math.ceil(height / self.stride) * self.stride // factor,
+                math.ceil(width / self.stride) * self.stride // factor)

@@ -1,9 +1,19 @@
-"""Entropy models (training likelihoods) and their integer-exact coding tables.
+"""Entropy models: each one gives the training likelihoods and codes its own symbols.
 
 Two models, as in Balle et al. 2018 and Minnen et al. 2018:
 - `FactorizedDensity`: a learned, per-channel density for latents with no side
   information (the hyperprior's z, the seed model's y);
-- `gaussian_likelihood`: a Gaussian with predicted mean and scale (the hyperprior's y).
+- `GaussianConditional`: a Gaussian with predicted mean and scale (the hyperprior's y).
+
+Both follow CompressAI's contract, with the conditioning parameters (none for the
+factorized density; `mean` and `scale` for the Gaussian) passed by keyword to every call:
+
+    likelihood(values, **params) -> likelihoods      (training loss, rate estimates)
+    compress(symbols, **params) -> bytes            (one entropy-coded section)
+    decompress(data, shape, **params) -> values     (the decoder's dequantized latent)
+    dequantize(symbols, **params) -> values         (what the decoder gets, on the encoder side)
+
+Symbols and values are (1, C, h, w) tensors; `shape` is (C, h, w).
 
 For coding, every distribution becomes a fixed probability table computed in float64
 from the weights alone, so encoder and decoder build bit-identical tables. Gaussian
@@ -33,6 +43,12 @@ TAIL_SIGMAS = 16.0
 MAX_RADIUS = 2048
 
 
+def weights_version(module: nn.Module) -> tuple:
+    """Changes whenever `module`'s weights do: parameter version counters move on every in-place
+    update (optimizer steps, load_state_dict), so tables keyed on it are never stale."""
+    return tuple((id(p), p._version) for p in module.parameters())
+
+
 class FactorizedDensity(nn.Module):
     """Per-channel univariate density as a small monotonic network (Balle 2018, App. 6.1).
 
@@ -40,8 +56,10 @@ class FactorizedDensity(nn.Module):
     of an integer-quantized value v is cdf(v + 1/2) - cdf(v - 1/2).
     """
 
-    def __init__(self, channels: int, filters: tuple[int, ...] = (3, 3, 3), init_scale: float = 10.0):
+    def __init__(self, channels: int, radius: int, filters: tuple[int, ...] = (3, 3, 3), init_scale: float = 10.0):
         super().__init__()
+        self.radius = radius  # coding tables cover the integers -radius..radius; symbols beyond are clipped
+        self._tables: tuple | None = None
         dims = (1, *filters, 1)
         scale = init_scale ** (1.0 / (len(dims) - 1))
         self.matrices = nn.ParameterList()
@@ -77,6 +95,35 @@ class FactorizedDensity(nn.Module):
         lik = self._interval(flat).reshape(c, b, h, w).permute(1, 0, 2, 3)
         return lik.clamp_min(LIKELIHOOD_BOUND)
 
+    def dequantize(self, symbols: torch.Tensor) -> torch.Tensor:
+        return symbols.float()
+
+    def compress(self, symbols: torch.Tensor) -> bytes:
+        """(1, C, h, w) integers -> one ANS section, one channel after another."""
+        writer = SymbolWriter()
+        for channel, model in zip(symbols[0].long().numpy(), self.coding_tables()):
+            writer.add(channel, self.radius, model)
+        return writer.getvalue()
+
+    def decompress(self, data: bytes, shape: tuple[int, int, int]) -> torch.Tensor:
+        c, h, w = shape
+        tables = self.coding_tables()
+        if c > len(tables):
+            raise ValueError(f"{c} channels asked of a density over {len(tables)}")
+        reader = SymbolReader(data)
+        symbols = np.stack([reader.read(h * w, self.radius, m).reshape(h, w) for m in tables[:c]])
+        reader.finish()
+        return self.dequantize(torch.from_numpy(symbols)[None])
+
+    def coding_tables(self) -> list:
+        """One constriction model per channel, from `pmf_table` (float64, fixed threads: identical
+        on both sides), rebuilt whenever the weights change (see `weights_version`)."""
+        key = weights_version(self)
+        if self._tables is None or self._tables[0] != key:
+            with fixed_threads():
+                self._tables = (key, [categorical(p) for p in self.pmf_table(self.radius)])
+        return self._tables[1]
+
     @torch.no_grad()
     def pmf_table(self, radius: int) -> np.ndarray:
         """(C, 2*radius+1) float64 probabilities of the integers -radius..radius.
@@ -92,14 +139,6 @@ class FactorizedDensity(nn.Module):
         pmf[:, 0] += lower[:, 0]
         pmf[:, -1] += 1 - upper[:, -1]
         return pmf.numpy()
-
-
-def gaussian_likelihood(y: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """Likelihood of y under N(mean, scale) convolved with a unit box (float32)."""
-    v = (y.float() - mean.float()).abs()
-    scale = scale.float().clamp_min(SCALE_MIN)
-    lik = torch.special.ndtr((0.5 - v) / scale) - torch.special.ndtr((-0.5 - v) / scale)
-    return lik.clamp_min(LIKELIHOOD_BOUND)
 
 
 _TABLE32 = SCALE_TABLE.astype(np.float32)
@@ -131,6 +170,61 @@ def gaussian_tables() -> list[np.ndarray]:
         pmf[-1] += 1 - cdf_hi[-1]
         tables.append(pmf)
     return tables
+
+
+class GaussianConditional:
+    """y ~ N(mean, scale) convolved with a unit box, for latents whose parameters come from side
+    information. Coded as round(y - mean) with the fixed table of the scale's index, so only the
+    scale indexes (bit-exact by `scale_indexes`) must agree between encoder and decoder."""
+
+    _tables: list = []  # (radius, constriction model) per entry of SCALE_TABLE, built once per process
+
+    def likelihood(self, values: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        """float32 likelihoods of `values`, the same shape."""
+        v = (values.float() - mean.float()).abs()
+        scale = scale.float().clamp_min(SCALE_MIN)
+        lik = torch.special.ndtr((0.5 - v) / scale) - torch.special.ndtr((-0.5 - v) / scale)
+        return lik.clamp_min(LIKELIHOOD_BOUND)
+
+    def dequantize(self, symbols: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
+        return symbols.float() + mean
+
+    def compress(self, symbols: torch.Tensor, scale: torch.Tensor, mean: torch.Tensor | None = None) -> bytes:
+        """(1, C, h, w) integers round(y - mean) -> one ANS section (the mean is not needed: it
+        never reaches the coder). Grouped by scale index: one vectorized call per table in use."""
+        indexes = scale_indexes(scale[0].numpy())
+        order, counts = self._grouping(indexes)
+        sorted_symbols = symbols[0].long().numpy().ravel()[order]
+        writer, start = SymbolWriter(), 0
+        for (radius, model), n in zip(self.coding_tables(), counts):
+            writer.add(sorted_symbols[start:start + n], radius, model)
+            start += n
+        return writer.getvalue()
+
+    def decompress(self, data: bytes, shape: tuple[int, int, int], mean: torch.Tensor,
+                   scale: torch.Tensor) -> torch.Tensor:
+        indexes = scale_indexes(scale[0].numpy())
+        if indexes.shape != tuple(shape):
+            raise ValueError(f"latent of shape {tuple(shape)} has scales of shape {indexes.shape}")
+        order, counts = self._grouping(indexes)
+        reader = SymbolReader(data)
+        parts = [reader.read(n, radius, model) for (radius, model), n in zip(self.coding_tables(), counts)]
+        reader.finish()
+        symbols = np.empty(indexes.size, dtype=np.int64)
+        symbols[order] = np.concatenate(parts)
+        return self.dequantize(torch.from_numpy(symbols.reshape(indexes.shape))[None], mean)
+
+    @staticmethod
+    def _grouping(indexes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The order that sorts values by scale index (stable), and how many use each index."""
+        return np.argsort(indexes.ravel(), kind="stable"), np.bincount(indexes.ravel(), minlength=len(SCALE_TABLE))
+
+    @classmethod
+    def coding_tables(cls) -> list:
+        """(radius, constriction model) per scale of SCALE_TABLE: fixed, from the table alone."""
+        if not cls._tables:
+            cls._tables.extend((len(p) // 2, categorical(p)) for p in gaussian_tables())
+        return cls._tables
 
 
 def categorical(pmf: np.ndarray):
@@ -177,53 +271,6 @@ class SymbolReader:
         """A well-formed section is used up exactly; anything else means corruption."""
         if not self._coder.is_empty():
             raise ValueError("entropy-coded section has data left over")
-
-
-def factorized_models(density: FactorizedDensity, radius: int) -> list:
-    """One constriction model per channel (float64, fixed threads: identical on both sides)."""
-    with fixed_threads():
-        return [categorical(p) for p in density.pmf_table(radius)]
-
-
-def write_factorized(writer: SymbolWriter, symbols: np.ndarray, models: list, radius: int) -> None:
-    """symbols: (C, H, W) integers, one channel at a time."""
-    for c, model in enumerate(models):
-        writer.add(symbols[c], radius, model)
-
-
-def read_factorized(reader: SymbolReader, shape: tuple[int, int, int], models: list, radius: int) -> np.ndarray:
-    c, h, w = shape
-    return np.stack([reader.read(h * w, radius, m).reshape(h, w) for m in models[:c]])
-
-
-_GAUSSIAN_MODELS: list = []
-
-
-def gaussian_models() -> list:
-    """(radius, model) per entry of SCALE_TABLE, built once per process."""
-    if not _GAUSSIAN_MODELS:
-        _GAUSSIAN_MODELS.extend((len(p) // 2, categorical(p)) for p in gaussian_tables())
-    return _GAUSSIAN_MODELS
-
-
-def write_gaussian(writer: SymbolWriter, symbols: np.ndarray, indexes: np.ndarray) -> None:
-    """Codes symbols grouped by scale index: one vectorized call per table in use."""
-    order = np.argsort(indexes.ravel(), kind="stable")
-    counts = np.bincount(indexes.ravel(), minlength=len(SCALE_TABLE))
-    sorted_symbols = symbols.ravel()[order]
-    start = 0
-    for (radius, model), n in zip(gaussian_models(), counts):
-        writer.add(sorted_symbols[start:start + n], radius, model)
-        start += n
-
-
-def read_gaussian(reader: SymbolReader, indexes: np.ndarray) -> np.ndarray:
-    order = np.argsort(indexes.ravel(), kind="stable")
-    counts = np.bincount(indexes.ravel(), minlength=len(SCALE_TABLE))
-    parts = [reader.read(n, radius, model) for (radius, model), n in zip(gaussian_models(), counts)]
-    out = np.empty(indexes.size, dtype=np.int64)
-    out[order] = np.concatenate(parts)
-    return out.reshape(indexes.shape)
 
 
 CODING_THREADS = 2

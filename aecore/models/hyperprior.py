@@ -6,7 +6,8 @@
                               v
                   Q(y_g - mean) --> [Gaussian(0, scale)] --> + mean --*igain--> y_hat --g_s--> x_hat
 
-y lives at 1/16 of the image size, z at 1/64: the multi-resolution latents. Gains
+y lives at 1/LATENT_FACTOR (1/16) of the image size, z HYPER_FACTOR (4) times coarser
+(1/64): the multi-resolution latents. Gains
 (Cui et al. 2021) give one network a continuous rate. No autoregressive context, so
 decoding stays parallel. The entropy-parameter path (h_s) runs in float32, and all
 coding on a fixed thread count, so both sides compute identical scale indexes.
@@ -16,16 +17,17 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import CompressionModel, ModelConfig, quantize_proxy, register_model, ste_round
-from .entropy import (FactorizedDensity, SymbolReader, SymbolWriter, deterministic, factorized_models,
-                      gaussian_likelihood, gaussian_models, read_factorized, read_gaussian, scale_indexes,
-                      write_factorized, write_gaussian)
+from .base import (LATENT_FACTOR, Analysis, CompressionModel, Latent, ModelConfig, quantize_proxy, register_model,
+                   ste_round)
+from .entropy import FactorizedDensity, GaussianConditional, deterministic
 from .layers import GDN, conv, deconv
+
+HYPER_FACTOR = 4  # z is 4x4 times coarser than y: h_a and h_s have two stride-2 stages each
 
 
 @register_model("hyperprior")
 class Hyperprior(CompressionModel):
-    stride = 64
+    stride = LATENT_FACTOR * HYPER_FACTOR  # z's grid
 
     def __init__(self, config: ModelConfig):
         super().__init__(config)
@@ -39,7 +41,8 @@ class Hyperprior(CompressionModel):
                                  nn.LeakyReLU(inplace=True), conv(m, 2 * m, 1, 1))
         self.gain = self.gain_units(m)
         self.hyper_gain = self.gain_units(n)
-        self.z_density = FactorizedDensity(n)
+        self.z_density = FactorizedDensity(n, config.z_radius)
+        self.y_conditional = GaussianConditional()
 
     def entropy_parameters(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mean, scale = self.h_s(z_hat.float()).chunk(2, dim=1)
@@ -55,7 +58,7 @@ class Hyperprior(CompressionModel):
         z = z.float() * self.hyper_gain.gain(q)                             # (B, N, H/64, W/64)
         z_likelihood = self.z_density.likelihood(quantize_proxy(z, self.training))
         mean, scale = self.entropy_parameters(ste_round(z) * self.hyper_gain.inverse_gain(q))
-        y_likelihood = gaussian_likelihood(quantize_proxy(y, self.training, mean), mean, scale)
+        y_likelihood = self.y_conditional.likelihood(quantize_proxy(y, self.training, mean), mean, scale)
         y_hat = (ste_round(y - mean) + mean) * self.gain.inverse_gain(q)
         with torch.autocast(x.device.type, dtype=torch.bfloat16):
             x_hat = self.g_s(y_hat)
@@ -63,30 +66,20 @@ class Hyperprior(CompressionModel):
 
     # -- coding ---------------------------------------------------------------------------
 
-    def _z_models(self) -> list:
-        return self.cached_tables(self.z_density, lambda: factorized_models(self.z_density, self.config.z_radius))
-
     def entropy_tables(self) -> None:
-        self._z_models()
-        gaussian_models()
+        self.z_density.coding_tables()
+        self.y_conditional.coding_tables()
 
-    def analyse(self, x: torch.Tensor, quality: float) -> dict:
-        """Encoder-side latents of one padded image (1, 3, H, W): integers and parameters."""
+    def analyse(self, x: torch.Tensor, quality: float, stages: bool = False) -> Analysis:
+        """z (factorized) then y (Gaussian given z): the order the decoder reads them."""
         q = self.quality_tensor(quality, 1)
         y = self.analysis(x) * self.gain.gain(q)
         z = self.h_a(y) * self.hyper_gain.gain(q)
-        z_symbols = torch.round(z).clamp(-self.config.z_radius, self.config.z_radius)
+        z_symbols = torch.round(z).clamp(-self.z_density.radius, self.z_density.radius)
         mean, scale = self.entropy_parameters(z_symbols * self.hyper_gain.inverse_gain(q))
-        return {"y": y, "z_symbols": z_symbols, "mean": mean, "scale": scale,
-                "y_symbols": torch.round(y - mean)}
-
-    @deterministic
-    def compress(self, x: torch.Tensor, quality: float) -> list[bytes]:
-        a = self.analyse(self.pad(x), quality)
-        z_writer, y_writer = SymbolWriter(), SymbolWriter()
-        write_factorized(z_writer, a["z_symbols"][0].long().numpy(), self._z_models(), self.config.z_radius)
-        write_gaussian(y_writer, a["y_symbols"][0].long().numpy(), scale_indexes(a["scale"][0].numpy()))
-        return [z_writer.getvalue(), y_writer.getvalue()]
+        return Analysis([Latent("z", self.stride, z, z_symbols, self.z_density),
+                         Latent("y", LATENT_FACTOR, y, torch.round(y - mean), self.y_conditional,
+                                {"mean": mean, "scale": scale})])
 
     @deterministic
     def decompress(self, sections: list[bytes], height: int, width: int, quality: float,
@@ -94,14 +87,9 @@ class Hyperprior(CompressionModel):
         if len(sections) != 2:
             raise ValueError(f"hyperprior stream needs 2 sections, got {len(sections)}")
         q = self.quality_tensor(quality, 1)
-        zh, zw = self.latent_shape(height, width, 64)
-        z_reader = SymbolReader(sections[0])
-        z = read_factorized(z_reader, (self.config.channels, zh, zw), self._z_models(), self.config.z_radius)
-        z_reader.finish()
-        z_hat = torch.from_numpy(z).float()[None] * self.hyper_gain.inverse_gain(q)
+        z_shape = (self.config.channels, *self.latent_shape(height, width, self.stride))
+        z_hat = self.z_density.decompress(sections[0], z_shape) * self.hyper_gain.inverse_gain(q)
         mean, scale = self.entropy_parameters(z_hat)
-        y_reader = SymbolReader(sections[1])
-        y = read_gaussian(y_reader, scale_indexes(scale[0].numpy()))
-        y_reader.finish()
-        y_hat = (torch.from_numpy(y).float()[None] + mean) * self.gain.inverse_gain(q)
+        y_shape = (self.config.latent_channels, *self.latent_shape(height, width, LATENT_FACTOR))
+        y_hat = self.y_conditional.decompress(sections[1], y_shape, mean, scale) * self.gain.inverse_gain(q)
         return self.synthesis(y_hat, tile)[..., :height, :width]

@@ -17,9 +17,9 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from .base import MARGIN, CompressionModel, ModelConfig, quantize_proxy, register_model, ste_round
-from .entropy import (FactorizedDensity, SymbolReader, SymbolWriter, deterministic, factorized_models,
-                      read_factorized, write_factorized)
+from .base import (LATENT_FACTOR, MARGIN, Analysis, CompressionModel, Latent, ModelConfig, quantize_proxy,
+                   register_model, ste_round)
+from .entropy import FactorizedDensity, deterministic
 
 
 class Upsample(nn.Module):
@@ -45,7 +45,7 @@ def _up(cin: int, cout: int, depth: int) -> list[nn.Module]:
 
 @register_model("seed")
 class SeedAutoencoder(CompressionModel):
-    stride = 16
+    stride = LATENT_FACTOR  # y's grid: four 2x2 max-poolings
 
     def __init__(self, config: ModelConfig):
         super().__init__(config)
@@ -58,7 +58,7 @@ class SeedAutoencoder(CompressionModel):
         self.g_s = nn.Sequential(*_convs(m, n, d), *_up(n, n, d), *_up(n, n, d), *_up(n, n // 2, d),
                                  Upsample(), *_convs(n // 2, n // 2, d - 1), nn.Conv2d(n // 2, 3, 3, padding=1))
         self.gain = self.gain_units(m)
-        self.y_density = FactorizedDensity(m)
+        self.y_density = FactorizedDensity(m, config.y_radius)
         # He initialisation: with PyTorch's default (variance 1/(3 fan_in)) the signal shrinks
         # at every ReLU layer and this 10-layer plain network barely learns at first.
         # Shapes-only builds on the meta device skip it: normal_ there sets off a lazy import of
@@ -107,24 +107,16 @@ class SeedAutoencoder(CompressionModel):
 
     # -- coding ---------------------------------------------------------------------------
 
-    def _y_models(self) -> list:
-        return self.cached_tables(self.y_density, lambda: factorized_models(self.y_density, self.config.y_radius))
-
     def entropy_tables(self) -> None:
-        self._y_models()
+        self.y_density.coding_tables()
 
-    def analyse(self, x: torch.Tensor, quality: float) -> dict:
-        """Encoder-side latents of one padded image (1, 3, H, W)."""
+    def analyse(self, x: torch.Tensor, quality: float, stages: bool = False) -> Analysis:
+        """y alone, factorized; `stages`: the encoder's maps after each max-pooling."""
         q = self.quality_tensor(quality, 1)
-        y = self.analysis(x) * self.gain.gain(q)
-        return {"y": y, "y_symbols": torch.round(y).clamp(-self.config.y_radius, self.config.y_radius)}
-
-    @deterministic
-    def compress(self, x: torch.Tensor, quality: float) -> list[bytes]:
-        a = self.analyse(self.pad(x), quality)
-        writer = SymbolWriter()
-        write_factorized(writer, a["y_symbols"][0].long().numpy(), self._y_models(), self.config.y_radius)
-        return [writer.getvalue()]
+        maps = [] if stages else None
+        y = self.analysis(x, maps) * self.gain.gain(q)
+        symbols = torch.round(y).clamp(-self.y_density.radius, self.y_density.radius)
+        return Analysis([Latent("y", LATENT_FACTOR, y, symbols, self.y_density)], maps or [])
 
     @deterministic
     def decompress(self, sections: list[bytes], height: int, width: int, quality: float,
@@ -132,9 +124,6 @@ class SeedAutoencoder(CompressionModel):
         if len(sections) != 1:
             raise ValueError(f"seed stream needs 1 section, got {len(sections)}")
         q = self.quality_tensor(quality, 1)
-        yh, yw = self.latent_shape(height, width, 16)
-        reader = SymbolReader(sections[0])
-        y = read_factorized(reader, (self.config.latent_channels, yh, yw), self._y_models(), self.config.y_radius)
-        reader.finish()
-        y_hat = torch.from_numpy(y).float()[None] * self.gain.inverse_gain(q)
+        y_shape = (self.config.latent_channels, *self.latent_shape(height, width, LATENT_FACTOR))
+        y_hat = self.y_density.decompress(sections[0], y_shape) * self.gain.inverse_gain(q)
         return self.synthesis(y_hat, tile)[..., :height, :width]
