@@ -262,3 +262,29 @@ def test_the_default_comparison_is_learned_left_and_jpeg_right_at_its_size(user_
     assert comp.left is comp.learned and comp.right is comp.reference
     sides = cmp.compare_sides(smooth, cmp.Side("tiny-seed", cmp.QUALITY, 8.0), cmp.Side("jpeg", cmp.SAME_AS_OTHER))
     assert sides.right.data == comp.right.data and sides.budget == comp.budget
+
+
+def test_coding_times_exclude_waiting_for_another_sessions_coding(user_weights, photo, monkeypatch):
+    """Sessions share one coding lock: a figure must not include the time spent queued behind
+    another session. The clock jumps 1000 s while another thread holds the codec; the timed
+    encode and decode start only after it lets go, so the jump never reaches them."""
+    import threading
+    import time as real_time
+    codec = get_codec("tiny-hyper")
+    offset, clock = [0.0], real_time.perf_counter
+    monkeypatch.setattr(cmp.time, "perf_counter", lambda: clock() + offset[0])
+    started, result = threading.Event(), {}
+
+    def session():
+        started.set()
+        result["r"] = cmp.code(codec, photo, 4.0)
+
+    with codec.exclusive():
+        worker = threading.Thread(target=session)
+        worker.start()
+        started.wait()
+        real_time.sleep(0.2)  # the other session is now queued on the lock
+        offset[0] = 1000.0
+    worker.join()
+    r = result["r"]
+    assert r.encode_ms < 1000 * 1000 and r.decode_ms < 1000 * 1000

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+import contextlib
 
 import numpy as np
 
@@ -40,6 +41,12 @@ class Codec(ABC):
         if not lo <= quality <= hi:
             raise CodecError(f"{self.name}: quality {quality} is outside {lo:g}..{hi:g}")
         return float(quality) if self.continuous else int(round(quality))
+
+    def exclusive(self):
+        """A context inside which this codec's calls wait on no other thread: a call timed inside
+        it times its own work, not a queue (learned codecs share one coding lock per process,
+        so in the app one session's encode would otherwise include another's)."""
+        return contextlib.nullcontext()
 
     @classmethod
     def is_supported(cls) -> bool:

@@ -13,6 +13,7 @@ import torch
 
 from .. import bitstream, io, weights
 from ..models.base import TILE
+from ..models.entropy import fixed_threads
 from .base import Codec, CodecError, check_image
 
 # The largest synthesis tile a stream may ask for: a larger one runs the synthesis on more
@@ -46,6 +47,9 @@ class LearnedCodec(Codec):
         """False once the weights file on disk has been replaced or another folder wins."""
         path = weights.available().get(self.name)
         return path == self.path and _stamp(path) == self._stamp
+
+    def exclusive(self):
+        return fixed_threads()  # the coding lock (re-entrant: compress and decompress take it again)
 
     def encode(self, image: np.ndarray, quality: float) -> bytes:
         image = check_image(image)
