@@ -2,8 +2,8 @@
 
 A thin shell: `aecore.compare` does the coding and measuring, `aecore.viewer` draws the
 before/after slider; this page reads the widgets, caches results and lays them out.
-Widget keys (tests set them): upload, sample, full_size, quality, mode, jpeg_quality,
-extra_codec, download_aec, download_png, download_jpeg, download_extra.
+Widget keys (tests set them): upload, sample, full_size; per side (left_, right_): codec,
+setting, quality_<codec>, kb; extra_codec, download_aec, download_png, download_jpeg, download_extra.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from aecore import compare as cmp
-from aecore.codecs import classical_names
+from aecore.codecs import classical_names, learned_names
 from aecore.io import to_png_bytes
 from aecore.viewer import TOOLBAR_PX, slider_html
 from pages import shared
@@ -23,17 +23,17 @@ SLIDER_MAX_SIDE = 1600    # the slider's PNGs travel to the browser; 1600 px fil
 HEATMAP_MAX_SIDE = 1000   # heatmaps are shown a third of the page wide at most
 SLIDER_WIDTH_GUESS = 980  # the slider's stage width in a wide layout on a 1440 px screen
 MIN_STAGE, MAX_STAGE = 340, 680  # the picture area's height range, in CSS pixels
-MODES = {"Same file size": cmp.SAME_SIZE, "JPEG quality": cmp.JPEG_QUALITY}
+SETTINGS = {"Quality": cmp.QUALITY, "Same size as the other side": cmp.SAME_AS_OTHER,
+            "Target size": cmp.TARGET_SIZE}
 NO_EXTRA = "none"
 WIN_STYLE = "background-color: rgba(33, 195, 84, 0.16); font-weight: 700; color: #177233"
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def run_comparison(image_key: str, _image, learned: str | None, stamp: str, quality: float | None,
-                   mode: str, jpeg_quality: int, extra: str | None) -> cmp.Comparison:
-    """One comparison, keyed by the image's hash and the settings (not by the pixels themselves)."""
-    return cmp.compare(_image, learned, quality, mode=mode, jpeg_quality=jpeg_quality, extra=extra,
-                       codecs=shared.codec)
+def run_comparison(image_key: str, _image, left: cmp.Side, right: cmp.Side, extra: cmp.Side | None,
+                   stamps: str) -> cmp.Comparison:
+    """One comparison, keyed by the image's hash, the sides and the learned weights' stamps (not the pixels)."""
+    return cmp.compare_sides(_image, left, right, extra, codecs=shared.codec)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -41,10 +41,15 @@ def build_views(run_key: str, _comparison: cmp.Comparison, height: int) -> dict:
     """What the page shows of a comparison: the slider page and the error heatmaps."""
     comp = _comparison
     images = {"Original": cmp.preview(comp.original, SLIDER_MAX_SIDE)}
+    names = {}
     for r in comp.results:
-        images[r.display_name] = cmp.preview(r.decoded, SLIDER_MAX_SIDE)
-    first = comp.results[0].display_name
-    second = comp.results[1].display_name if len(comp.results) > 1 else "Original"
+        name = r.display_name
+        while name in images:  # the same codec and setting on both sides
+            name += " "
+        names[id(r)] = name
+        images[name] = cmp.preview(r.decoded, SLIDER_MAX_SIDE)
+    first = names[id(comp.left)] if comp.left is not None else "Original"
+    second = names[id(comp.right)] if comp.right is not None else "Original"
     vmax = cmp.error_scale(comp.original, [r.decoded for r in comp.results])
     heatmaps = [cmp.preview(cmp.error_map(comp.original, r.decoded, vmax), HEATMAP_MAX_SIDE) for r in comp.results]
     return {
@@ -62,37 +67,61 @@ def describe(pixels, name: str) -> str:
     return f"**{shared.md_escape(name)}** · {w}×{h} px · {w * h / 1e6:.2f} MP · {colour}"
 
 
-def controls(model: str | None) -> dict:
-    """The coding settings; remembered for the session, so they survive a page switch."""
-    settings: dict = {"quality": None}
-    if model is not None:
-        codec = shared.codec(model)
-        lo, hi = (float(v) for v in codec.quality_range)
-        current = st.session_state.get("quality")
+def side_controls(where: str, default_codec: str, default_setting: str) -> cmp.Side:
+    """One side's codec and how its quality is set (remembered for the session)."""
+    options = learned_names() + classical_names() + [cmp.ORIGINAL]
+    if st.session_state.get(f"{where}_codec") not in options:
+        st.session_state[f"{where}_codec"] = default_codec if default_codec in options else cmp.REFERENCE
+    codec = st.selectbox(
+        f"{where.title()} side", options, key=f"{where}_codec", persist_state="session",
+        format_func=lambda n: "Original (uncoded)" if n == cmp.ORIGINAL else shared.codec(n).label or n,
+        help="Any learned model, any classical codec, or the original image.")
+    if codec == cmp.ORIGINAL:
+        return cmp.Side(cmp.ORIGINAL)
+    if st.session_state.get(f"{where}_setting") not in SETTINGS:
+        st.session_state[f"{where}_setting"] = next(k for k, v in SETTINGS.items() if v == default_setting)
+    setting = SETTINGS[st.radio(
+        "Set by", list(SETTINGS), key=f"{where}_setting", horizontal=True, persist_state="session",
+        help="Quality: a fixed setting, whatever the size. Same size: the best quality whose file is not "
+             "larger than the other side's. Target size: the best quality within a size you choose.")]
+    c = shared.codec(codec)
+    if setting == cmp.QUALITY:
+        lo, hi = (float(v) for v in c.quality_range)
+        # The left learned side keeps the page's one learned-quality key: the scale is shared by every model.
+        key = "quality" if where == "left" and c.kind == "learned" else f"{where}_quality_{codec}"
+        current = st.session_state.get(key)
         if not isinstance(current, (int, float)) or not lo <= current <= hi:
-            st.session_state["quality"] = float(round(codec.default_quality, 1))
-        settings["quality"] = st.slider(
-            "Learned codec quality", lo, hi, step=0.1, format="%.1f", key="quality", persist_state="session",
-            help="Continuous: one network covers every rate. Higher spends more bytes for a better picture.")
-    else:
-        st.session_state["mode"] = "JPEG quality"
-    mode = st.radio(
-        "Set JPEG by", list(MODES), key="mode", horizontal=True, persist_state="session",
-        disabled=model is None,
-        help="Same file size: the best JPEG quality whose file is not larger than the learned stream. "
-             "JPEG quality: a fixed quality, whatever its size.")
-    settings["mode"] = MODES[mode]
-    settings["jpeg_quality"] = int(st.slider(
-        "JPEG quality", 1, 100, 75, key="jpeg_quality", persist_state="session",
-        disabled=settings["mode"] != cmp.JPEG_QUALITY,
-        help="Used in 'JPEG quality' mode (OpenCV's libjpeg-turbo, 4:2:0 chroma)."))
+            st.session_state[key] = float(round(c.default_quality, 1)) if c.continuous else int(c.default_quality)
+        step = 0.1 if c.continuous else 1
+        quality = st.slider(f"{c.label} quality", lo if c.continuous else int(lo), hi if c.continuous else int(hi),
+                            step=step, format="%.1f" if c.continuous else "%d", key=key, persist_state="session",
+                            help="Higher spends more bytes for a better picture.")
+        return cmp.Side(codec, cmp.QUALITY, float(quality))
+    if setting == cmp.TARGET_SIZE:
+        kb = st.number_input("Target size (KB)", min_value=0.1, value=20.0, step=1.0, key=f"{where}_kb",
+                             persist_state="session", help="1 KB = 1000 bytes; the largest file within it.")
+        return cmp.Side(codec, cmp.TARGET_SIZE, target_kb=float(kb))
+    return cmp.Side(codec, cmp.SAME_AS_OTHER)
+
+
+def controls(model: str | None) -> dict:
+    """Both sides' settings and the third column. The default: the learned model on the left at its
+    quality, JPEG on the right at the same size (JPEG alone, beside the original, without weights)."""
+    if st.session_state.get("compare_model", model) != model:  # a new model in the sidebar: the left side follows
+        if st.session_state.get("left_codec") == st.session_state.get("compare_model"):
+            st.session_state["left_codec"] = model
+    st.session_state["compare_model"] = model
+    left_col, right_col = st.columns(2)
+    with left_col:
+        left = side_controls("left", model or cmp.REFERENCE, cmp.QUALITY)
+    with right_col:
+        right = side_controls("right", cmp.REFERENCE if model else cmp.ORIGINAL, cmp.SAME_AS_OTHER)
     extras = [NO_EXTRA] + [n for n in classical_names() if n != cmp.REFERENCE]
     extra = st.selectbox(
         "Third codec", extras, key="extra_codec", persist_state="session",
         format_func=lambda n: "None" if n == NO_EXTRA else shared.codec(n).label,
-        help="Another classical codec, matched to the learned stream's size like JPEG.")
-    settings["extra"] = None if extra == NO_EXTRA else extra
-    return settings
+        help="Another classical codec in the numbers and heatmaps, matched to the left side's size.")
+    return {"left": left, "right": right, "extra": None if extra == NO_EXTRA else cmp.Side(extra, cmp.SAME_AS_OTHER)}
 
 
 def slider_height(shape) -> int:
@@ -113,7 +142,7 @@ def headline(comp: cmp.Comparison) -> None:
     st.markdown(f"#### {cmp.verdict(comp)}")
     for note in comp.notes:
         st.warning(note, icon=":material/warning:")
-    if learned is None:
+    if learned is None or ref is None:
         return
     a, b, c, d = st.columns(4)
     size_change = (learned.num_bytes - ref.num_bytes) / ref.num_bytes * 100
@@ -131,7 +160,7 @@ def headline(comp: cmp.Comparison) -> None:
     c.metric("MS-SSIM", _cell("ms_ssim", learned.metrics["ms_ssim"]),
              delta=None if math.isnan(ms_gain) else f"{ms_gain:+.4f} vs JPEG",
              help="Multi-scale structural similarity (1 = identical), closer to what people notice than PSNR.")
-    how = "matched to the size" if comp.mode == cmp.SAME_SIZE and not ref.over_budget else (
+    how = "matched to the size" if ref.note.startswith("quality") else (
         "its lowest" if ref.over_budget else "fixed")
     d.metric("JPEG quality", ref.quality_text, delta=how, delta_color="off", delta_arrow="off",
              help="OpenCV JPEG quality, 1 to 100.")
@@ -187,27 +216,33 @@ def metrics_table(results: list[cmp.CodecResult]):
 
 
 def downloads(comp: cmp.Comparison, views: dict, stem: str) -> None:
-    learned, ref = comp.learned, comp.reference
-    extra = next((r for r in comp.results if r.kind == "classical" and r.codec != cmp.REFERENCE), None)
-    if learned is not None:
+    """Every coded side's file; the learned codec's also as the PNG it decodes to."""
+    extras = 0
+    for r in comp.results:
+        if r.kind == "learned":
+            key = "download_aec" if not any(b.kind == "learned" for b in comp.results[:comp.results.index(r)]) \
+                else f"download_aec_{r.codec}_{comp.results.index(r)}"
+            st.download_button(
+                f"{r.label} .aec stream · {cmp.format_bytes(r.num_bytes)}", r.data,
+                file_name=f"{stem}.{r.codec}.aec", mime=r.mime, key=key, on_click="ignore",
+                icon=":material/download:", width="stretch",
+                help="The learned codec's file; `python -m aecore decompress` turns it back into a PNG.")
+            decoded = r.decoded
+            st.download_button(  # the PNG is made only when asked for (a callable is deferred)
+                f"{r.label} decoded PNG", lambda decoded=decoded: to_png_bytes(decoded),
+                file_name=f"{stem}.{r.codec}.png", mime="image/png",
+                key=key.replace("download_aec", "download_png"), on_click="ignore", icon=":material/image:",
+                width="stretch", help="What the learned codec's file decodes to, losslessly saved.")
+            continue
+        if r.codec == cmp.REFERENCE and r is comp.reference:
+            key = "download_jpeg"
+        else:
+            key = "download_extra" if extras == 0 else f"download_extra_{extras}"
+            extras += 1
         st.download_button(
-            f".aec stream · {cmp.format_bytes(learned.num_bytes)}", learned.data,
-            file_name=f"{stem}.aec", mime=learned.mime, key="download_aec", on_click="ignore",
-            icon=":material/download:", width="stretch",
-            help="The learned codec's file; `python -m aecore decompress` turns it back into a PNG.")
-        decoded = learned.decoded
-        st.download_button(  # the PNG is made only when asked for (a callable is deferred)
-            "Decoded PNG", lambda: to_png_bytes(decoded), file_name=f"{stem}.{learned.codec}.png", mime="image/png",
-            key="download_png", on_click="ignore", icon=":material/image:", width="stretch",
-            help="What the learned codec's file decodes to, losslessly saved.")
-    st.download_button(
-        f"JPEG · {cmp.format_bytes(ref.num_bytes)}", ref.data, file_name=f"{stem}.q{ref.quality_text}.jpg",
-        mime=ref.mime, key="download_jpeg", on_click="ignore", icon=":material/download:", width="stretch")
-    if extra is not None:
-        st.download_button(
-            f"{extra.label} · {cmp.format_bytes(extra.num_bytes)}", extra.data,
-            file_name=f"{stem}.q{extra.quality_text}.{extra.extension}", mime=extra.mime,
-            key="download_extra", on_click="ignore", icon=":material/download:", width="stretch")
+            f"{r.label} · {cmp.format_bytes(r.num_bytes)}", r.data,
+            file_name=f"{stem}.q{r.quality_text}.{r.extension}", mime=r.mime,
+            key=key, on_click="ignore", icon=":material/download:", width="stretch")
 
 
 def heatmaps(comp: cmp.Comparison, views: dict) -> None:
@@ -260,14 +295,13 @@ def main() -> None:
             settings = controls(model)
 
     image_key = f"{source_key}|{coded.shape}"
-    stamp = shared.weights_stamp(model) if model else ""
-    run_key = "|".join(map(str, (image_key, model, stamp, settings["quality"], settings["mode"],
-                                 settings["jpeg_quality"], settings["extra"])))
+    sides = (settings["left"], settings["right"], settings["extra"])
+    stamps = "|".join(shared.weights_stamp(s.codec) for s in sides if s is not None and s.codec in learned_names())
+    run_key = "|".join(map(str, (image_key, stamps) + sides))
     height = slider_height(coded.shape)
     try:
         with st.spinner("Encoding, decoding and measuring..."):
-            comp = run_comparison(image_key, coded, model, stamp, settings["quality"], settings["mode"],
-                                  settings["jpeg_quality"], settings["extra"])
+            comp = run_comparison(image_key, coded, *sides, stamps)
             views = build_views(run_key, comp, height)
     except MemoryError:
         st.error("This image is too large to code on this machine; use the downscaled copy or a smaller image.",

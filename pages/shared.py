@@ -12,6 +12,9 @@ Session state keys that every page may read:
 - `OPERATING_POINT_KEY` ("operating_point"): the Compare page's last result, a dict
   with codec, label, quality, bytes, bpp, psnr, ms_ssim, image (name) and
   size ("WxH"), for the Rate-distortion page to mark on its curves.
+- `CURRENT_IMAGE_KEY` ("current_image"): the image last uploaded or picked on any page
+  (kind "upload" or "sample", name, key, and for uploads pixels and notes), shown on
+  Compare, Rate-distortion and Inside the model until another is chosen or it is cleared.
 """
 from __future__ import annotations
 
@@ -29,6 +32,8 @@ from aecore.io import ImageError, LoadedImage, load_image
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "tif", "tiff", "bmp", "gif"]
 MODEL_KEY = "model"
 OPERATING_POINT_KEY = "operating_point"
+CURRENT_IMAGE_KEY = "current_image"
+_CLEARS_KEY = "image_clears"  # bumped by "Clear": a fresh key empties every page's uploader
 
 
 def learned_models() -> dict[str, str]:
@@ -123,36 +128,65 @@ def downscaled(source_key: str, _pixels, max_pixels: int):
     return shrink_to_pixels(_pixels, max_pixels)
 
 
-def follow_compare(key: str, names: list[str]) -> None:
-    """Preselects the Compare page's sample photo in another page's picker whenever it changes there."""
-    current, seen = st.session_state.get("sample"), f"{key}_follows"  # "sample": the Compare page's picker
-    if current in names and st.session_state.get(seen) != current:
-        st.session_state[key] = st.session_state[seen] = current
-    elif st.session_state.get(key) not in names:
-        st.session_state[key] = names[0]
+def _sample_chosen(widget_key: str) -> None:
+    st.session_state[CURRENT_IMAGE_KEY] = {"kind": "sample", "name": st.session_state[widget_key]}
+
+
+def _upload_changed(widget_key: str) -> None:
+    """The user removed the file from this page's uploader: the image it was is no longer current."""
+    current = st.session_state.get(CURRENT_IMAGE_KEY)
+    if st.session_state.get(widget_key) is None and current and current["kind"] == "upload":
+        del st.session_state[CURRENT_IMAGE_KEY]
+
+
+def clear_image() -> None:
+    """Forgets the current image on every page (and empties the uploaders) for the first sample."""
+    st.session_state.pop(CURRENT_IMAGE_KEY, None)
+    st.session_state[_CLEARS_KEY] = st.session_state.get(_CLEARS_KEY, 0) + 1
 
 
 def pick_image(prefix: str = "", upload_help: str = "PNG, JPEG, WebP, TIFF, BMP or GIF.",
-               sample_help: str = "Photos bundled with scikit-image. The Compare page's choice comes first."
+               sample_help: str = "Photos bundled with scikit-image. The image chosen on any page comes first."
                ) -> tuple[str, str, np.ndarray, list[str]] | None:
     """(name, cache key, pixels, conversion notes) from an upload or a sample photo; None after an error.
 
-    Widget keys are PREFIX + "upload" and PREFIX + "sample"; pages other than Compare (prefix "")
-    follow the Compare page's sample. The cache key is the SHA-256 of the uploaded file (or the
-    sample's name), so nothing hashes the decoded pixels on every rerun.
+    Widget keys are PREFIX + "upload" and PREFIX + "sample" (and PREFIX + "clear_image"). The image
+    uploaded or picked here becomes the session's current image (`CURRENT_IMAGE_KEY`), which the
+    other pages then show, with a button that clears it. The cache key is the SHA-256 of the
+    uploaded file (or the sample's name), so nothing hashes the decoded pixels on every rerun.
     """
-    upload = st.file_uploader("Your image", type=UPLOAD_TYPES, key=prefix + "upload", help=upload_help)
+    clears = st.session_state.get(_CLEARS_KEY, 0)
+    upload_key = prefix + "upload" + (f"_{clears}" if clears else "")
+    upload = st.file_uploader("Your image", type=UPLOAD_TYPES, key=upload_key, help=upload_help,
+                              on_change=_upload_changed, args=(upload_key,))
     samples = aeio.sample_images()  # looked up at run time (tests swap the samples)
     names = list(samples)
-    if prefix:
-        follow_compare(prefix + "sample", names)
-    sample = st.selectbox("Or a sample photo", names, key=prefix + "sample", disabled=upload is not None,
-                          persist_state="session", help=sample_help)
-    if upload is None:
-        return sample, f"sample:{sample}", samples[sample], []
-    try:
-        loaded, key = read_upload(upload)
-    except ImageError as e:
-        st.error(f"Cannot use this file. {md_escape(e)}.", icon=":material/broken_image:")
-        return None
-    return loaded.name, key, loaded.pixels, loaded.notes
+    sample_key = prefix + "sample"
+    current = st.session_state.get(CURRENT_IMAGE_KEY)
+    if current and current["kind"] == "sample" and current["name"] in names:
+        st.session_state[sample_key] = current["name"]
+    elif st.session_state.get(sample_key) not in names:
+        st.session_state[sample_key] = names[0]
+    from_elsewhere = upload is None and current is not None and current["kind"] == "upload"
+    sample = st.selectbox("Or a sample photo", names, key=sample_key, disabled=upload is not None or from_elsewhere,
+                          persist_state="session", help=sample_help, on_change=_sample_chosen, args=(sample_key,))
+    if upload is not None:
+        try:
+            loaded, key = read_upload(upload)
+        except ImageError as e:
+            st.error(f"Cannot use this file. {md_escape(e)}.", icon=":material/broken_image:")
+            return None
+        if not current or current.get("key") != key:
+            st.session_state[CURRENT_IMAGE_KEY] = {"kind": "upload", "name": loaded.name, "key": key,
+                                                   "pixels": loaded.pixels, "notes": loaded.notes}
+        return loaded.name, key, loaded.pixels, loaded.notes
+    if from_elsewhere:
+        text, button = st.columns([3, 1], vertical_alignment="center")
+        text.caption(f"Current image: **{md_escape(current['name'])}**, uploaded on another page; every page "
+                     "shows it until you clear it or choose another.")
+        button.button("Clear image", key=prefix + "clear_image", on_click=clear_image, icon=":material/close:",
+                      help="Forget this image on every page and go back to the sample photos.")
+        return current["name"], current["key"], current["pixels"], current["notes"]
+    if not current:
+        st.session_state[CURRENT_IMAGE_KEY] = {"kind": "sample", "name": sample}
+    return sample, f"sample:{sample}", samples[sample], []

@@ -78,19 +78,47 @@ def test_quality_slider_reruns(app):
 
 def test_same_size_mode_and_jpeg_quality_mode(app):
     at = run_compare(app, model="tiny-seed")
-    assert at.radio(key="mode").value == "Same file size"
-    assert at.slider(key="jpeg_quality").disabled
+    assert (at.selectbox(key="left_codec").value, at.selectbox(key="right_codec").value) == ("tiny-seed", "jpeg")
+    assert at.radio(key="right_setting").value == "Same size as the other side"
     rows = table(at)
     learned_bytes = int(rows.loc["Size (bytes)", "tiny-seed"].replace(",", ""))
     jpeg_bytes = int(rows.loc["Size (bytes)", "JPEG"].replace(",", ""))
     assert jpeg_bytes <= learned_bytes and not at.warning
 
-    at.radio(key="mode").set_value("JPEG quality").run()
-    at.slider(key="jpeg_quality").set_value(90).run()
-    assert not at.exception and not at.slider(key="jpeg_quality").disabled
+    at.radio(key="right_setting").set_value("Quality").run()
+    at.slider(key="right_quality_jpeg").set_value(90).run()
+    assert not at.exception
     rows = table(at)
     assert rows.loc["Quality setting", "JPEG"] == "90"
     assert int(rows.loc["Size (bytes)", "JPEG"].replace(",", "")) > jpeg_bytes
+
+
+def test_each_side_any_codec_webp_beside_jpeg_xl_at_its_size(app):
+    from aecore import compare as cmp
+    from aecore.codecs import get_codec
+    from aecore.metrics import ssimulacra2
+    at = run_compare(app)
+    at.selectbox(key="left_codec").set_value("webp").run()
+    at.slider(key="left_quality_webp").set_value(60).run()
+    at.selectbox(key="right_codec").set_value("jxl").run()
+    assert not at.exception, at.exception
+    rows = table(at)
+    assert list(rows.columns) == ["WebP", "JPEG XL"]
+    from aecore.io import sample_images
+    image = sample_images()["Chelsea"]
+    expected = cmp.compare_sides(image, cmp.Side("webp", cmp.QUALITY, 60), cmp.Side("jxl", cmp.SAME_AS_OTHER))
+    assert int(rows.loc["Size (bytes)", "JPEG XL"].replace(",", "")) == expected.right.num_bytes
+    assert rows.loc["Quality setting", "JPEG XL"] == expected.right.quality_text
+    score = ssimulacra2(image, get_codec("jxl").decode(expected.right.data))
+    assert rows.loc["SSIMULACRA 2 (100 = identical)", "JPEG XL"] == f"{score:.1f}"
+    assert any("WebP quality 60 is" in m.value and "JPEG XL" in m.value for m in at.markdown)
+
+    at.radio(key="left_setting").set_value("Target size").run()
+    at.number_input(key="left_kb").set_value(9.0).run()
+    assert not at.exception
+    assert int(table(at).loc["Size (bytes)", "WebP"].replace(",", "")) <= 9000
+    at.selectbox(key="right_codec").set_value("original").run()
+    assert not at.exception and list(table(at).columns) == ["WebP"]
 
 
 def test_budget_below_jpeg_quality_1_is_said(app):
@@ -145,4 +173,4 @@ def test_without_learned_weights_the_page_explains(app, user_weights):
     assert not app.exception
     assert any("No learned weights" in w.value for w in app.warning)
     assert list(table(app).columns) == ["JPEG"]
-    assert app.radio(key="mode").value == "JPEG quality"
+    assert (app.selectbox(key="left_codec").value, app.selectbox(key="right_codec").value) == ("jpeg", "original")

@@ -255,3 +255,25 @@ def test_ssimulacra2_as_the_perceptual_metric(app):
     expected = rd.bd_table(rows, "jpeg", "ssimulacra2")["webp"]
     assert table.loc["WebP", "For the same SSIMULACRA 2"] == f"{expected:+.1f}%"
     assert "For the same MS-SSIM" not in table.columns
+
+
+def test_one_image_across_pages_until_cleared(app):
+    at = open_page(app, "pages/compare.py")
+    picture = crops()["Coffee"][:48, :72]
+    at.file_uploader(key="upload").set_value(("mine.png", png_bytes(picture), "image/png")).run()
+    assert not at.exception and at.session_state["current_image"]["name"] == "mine.png"
+
+    for page in (INSIDE_PAGE, RD_PAGE):
+        at.switch_page(page).run()
+        assert not at.exception, at.exception
+        assert any("mine.png" in c.value and "uploaded on another page" in c.value for c in at.caption)
+    at.multiselect(key="rd_codecs").set_value(["jpeg", "webp"]).run()
+    assert any("mine.png" in m.value and "72×48" in m.value for m in at.markdown)
+
+    at.button(key="rd_clear_image").click().run()  # back to the samples, on every page
+    assert not at.exception and at.session_state["current_image"]["kind"] == "sample"
+    assert not any("mine.png" in m.value for m in at.markdown)
+    at.selectbox(key="rd_sample").set_value("Astronaut").run()  # a sample picked here is Compare's too
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception and at.selectbox(key="sample").value == "Astronaut"
+    assert not any("mine.png" in m.value for m in at.markdown)

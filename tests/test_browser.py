@@ -200,7 +200,8 @@ def test_rate_distortion_and_inside_pages_in_chromium(chromium, server, tmp_path
             page.set_viewport_size({"width": 1440, "height": 2900})
             page.get_by_test_id("stSidebarNav").get_by_text("Inside the model").click()
             expect(page.get_by_role("heading", name="Inside the model")).to_be_visible()
-            page.locator("input[type=file]").first.set_input_files(str(picture))
+            # no upload here: the image uploaded on the other pages is this session's current image
+            expect(page.get_by_text("uploaded on another page").first).to_be_visible()
             page.get_by_text("coffee_cup.png").first.wait_for()
             expect(page.get_by_text("Estimated from the model")).to_be_visible()
             expect(page.get_by_test_id("stPlotlyChart")).to_have_count(2)
