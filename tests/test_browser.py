@@ -161,6 +161,31 @@ def test_compare_page_in_chromium(chromium, server, picture):
             assert float(slider.get_attribute("data-scale")) > fit
             slider.locator(".aec-fit").click()
             assert float(slider.get_attribute("data-scale")) == fit
+
+            # Double-click zooms in where it points and leaves the divider where it was.
+            stage = slider.locator(".aec-stage").bounding_box()
+            before = slider.get_attribute("data-pos")
+            page.mouse.dblclick(stage["x"] + stage["width"] * 0.8, stage["y"] + stage["height"] / 2)
+            expect(slider).not_to_have_attribute("data-scale", f"{fit:.4f}")
+            assert slider.get_attribute("data-pos") == before
+            # Holding F (or the Flip button) shows the other image on each side, at the same zoom and place.
+            zoomed = slider.get_attribute("data-scale")
+            labels = slider.locator(".aec-label-left").inner_text(), slider.locator(".aec-label-right").inner_text()
+            slider.focus()
+            page.keyboard.down("f")
+            expect(slider).to_have_attribute("data-flipped", "1")
+            assert (slider.locator(".aec-label-left").inner_text(),
+                    slider.locator(".aec-label-right").inner_text()) == labels[::-1]
+            assert slider.get_attribute("data-scale") == zoomed and slider.get_attribute("data-pos") == before
+            page.keyboard.up("f")
+            expect(slider).to_have_attribute("data-flipped", "0")
+            flip = slider.locator(".aec-flip").bounding_box()
+            page.mouse.move(flip["x"] + flip["width"] / 2, flip["y"] + flip["height"] / 2)
+            page.mouse.down()
+            expect(slider).to_have_attribute("data-flipped", "1")
+            page.mouse.up()
+            expect(slider).to_have_attribute("data-flipped", "0")
+            slider.locator(".aec-fit").click()
             page.wait_for_timeout(300)  # let the page settle before the picture
             page.screenshot(path=str(ARTIFACTS / "compare.png"), full_page=True)
             b.check_clean()

@@ -17,6 +17,8 @@
   let pos = 0.5;              // divider, as a fraction of the stage width
   let scale = 1, tx = 0, ty = 0, fit = 1, atFit = true;
   let drag = null;            // {mode: "divider"|"pan"|"pinch", ...}
+  let flipped = false;        // held: each side of the divider shows the other image, nothing else moves
+  let lastDown = -1e9, posBeforeClicks = 0.5;  // a double-click zooms; its two clicks do not move the divider
   const pointers = new Map(); // pointerId -> {x, y}, for pinch zoom
 
   for (const img of [imgLeft, imgRight]) {
@@ -34,6 +36,7 @@
   function percent(s) { return (s * 100 >= 99.5 ? Math.round(s * 100) : (s * 100).toFixed(s < 0.1 ? 1 : 0)) + "%"; }
 
   function setImages(left, right) {
+    setFlip(false);
     imgLeft.src = C.images[left]; imgRight.src = C.images[right];
     labelLeft.textContent = left; labelRight.textContent = right;
     selLeft.value = left; selRight.value = right;
@@ -48,7 +51,7 @@
     const t = "translate(" + tx + "px," + ty + "px) scale(" + scale + ")";
     imgLeft.style.transform = t; imgRight.style.transform = t;
     const x = clamp(pos, 0, 1) * sw;
-    layerLeft.style.clipPath = "inset(0 " + (sw - x) + "px 0 0)";
+    layerLeft.style.clipPath = flipped ? "inset(0 0 0 " + x + "px)" : "inset(0 " + (sw - x) + "px 0 0)";
     divider.style.left = x + "px";
     divider.setAttribute("aria-valuenow", String(Math.round(pos * 100)));
     root.classList.toggle("aec-pixelated", scale > 1.0001);
@@ -70,6 +73,13 @@
   function toFit() { fit = fitScale(); scale = fit; atFit = true; render(); }
   function setPos(p) { pos = clamp(p, 0, 1); render(); }
   function touched() { root.classList.add("aec-touched"); }
+  function setFlip(on) {
+    if (on === flipped) return;
+    flipped = on;
+    const a = labelLeft.textContent; labelLeft.textContent = labelRight.textContent; labelRight.textContent = a;
+    root.dataset.flipped = on ? "1" : "0";
+    render();
+  }
 
   // Zoom steps: whole powers of two around 100%, so 1:1, 2x, 4x ... are always reachable.
   function stepZoom(dir, cx, cy) {
@@ -93,6 +103,8 @@
       drag = {mode: "pinch", dist: Math.hypot(a.x - b.x, a.y - b.y) || 1, scale: scale};
       return;
     }
+    if (e.timeStamp - lastDown > 600) posBeforeClicks = pos;  // the first click of a possible double-click
+    lastDown = e.timeStamp;
     const onDivider = e.target.closest && e.target.closest(".aec-divider");
     const modifier = e.shiftKey || e.altKey || e.ctrlKey || e.metaKey;
     if (!onDivider && (modifier || scale > fit * 1.0001)) {
@@ -137,6 +149,7 @@
   }, {passive: false});
 
   stage.addEventListener("dblclick", function (e) {
+    pos = posBeforeClicks;  // undo the divider jumps of the two clicks
     const [, , left, top] = size();
     if (scale > fit * 1.0001) toFit();
     else zoomTo(fit < 1 ? 1 : fit * 2, e.clientX - left, e.clientY - top);
@@ -144,6 +157,7 @@
 
   root.addEventListener("keydown", function (e) {
     if (e.target.tagName === "SELECT") return;
+    if (e.key === "f" || e.key === "F") { e.preventDefault(); touched(); setFlip(true); return; }
     const step = e.shiftKey ? 0.1 : 0.02;
     let handled = true;
     switch (e.key) {
@@ -160,6 +174,15 @@
     if (handled) { e.preventDefault(); touched(); }
   });
 
+  root.addEventListener("keyup", function (e) { if (e.key === "f" || e.key === "F") setFlip(false); });
+  window.addEventListener("blur", function () { setFlip(false); });
+  const flipButton = root.querySelector(".aec-flip");
+  flipButton.addEventListener("pointerdown", function (e) {
+    e.preventDefault(); touched(); flipButton.setPointerCapture(e.pointerId); setFlip(true);
+  });
+  for (const ev of ["pointerup", "pointercancel", "lostpointercapture"]) {
+    flipButton.addEventListener(ev, function () { setFlip(false); });
+  }
   root.querySelector(".aec-zoom-in").addEventListener("click", function () { stepZoom(1); });
   root.querySelector(".aec-zoom-out").addEventListener("click", function () { stepZoom(-1); });
   root.querySelector(".aec-fit").addEventListener("click", toFit);
