@@ -36,6 +36,7 @@ PAGES = [
     st.Page("pages/fine_tune.py", title="Fine-tune", icon=":material/tune:", url_path="fine-tune"),
     st.Page("pages/inside_model.py", title="Inside the model", icon=":material/layers:",
             url_path="inside-model"),
+    st.Page("pages/gallery.py", title="Gallery", icon=":material/slideshow:", url_path="gallery"),
 ]
 
 

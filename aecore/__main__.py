@@ -226,7 +226,7 @@ def cmd_report(args) -> int:
     from .weights import DEFAULT_MODEL
 
     try:
-        target = report.Target.parse(budget=args.budget, bpp=args.bpp)
+        target = report.Target.parse(budget=args.budget, bpp=args.bpp, quality=args.quality)
     except ValueError as e:
         raise InputError(str(e)) from None
     names = args.codecs.split(",") if args.codecs else [DEFAULT_MODEL, "jpeg"]
@@ -338,6 +338,7 @@ def main(argv=None) -> int:
     size = p.add_mutually_exclusive_group()
     size.add_argument("--budget", help="file size for each image, e.g. 25KB (1 KB = 1000 bytes)")
     size.add_argument("--bpp", help="file size as bits per pixel, e.g. 0.25")
+    size.add_argument("--quality", type=float, help="the learned codec's quality instead of a size (1..8)")
     p.add_argument("--codecs", help="one learned codec, then classical ones matched to its size "
                                     "(default: hyperprior,jpeg; JPEG is always included)")
     p.add_argument("--max-pixels", type=int, help="code larger images from a copy scaled down to this many pixels")

@@ -56,21 +56,23 @@ class Target:
 
     budget: int | None = None
     bpp: float | None = None
+    quality: float | None = None  # the learned codec's quality, when there is no budget
 
     def __post_init__(self):
-        if self.budget is not None and self.bpp is not None:
-            raise ValueError("give a byte budget or a bpp, not both")
+        if sum(v is not None for v in (self.budget, self.bpp, self.quality)) > 1:
+            raise ValueError("give one of a byte budget, a bpp or a quality, not two")
         if self.bpp is not None:
             bpp_budget(self.bpp, 1, 1)  # refuses what is not a positive number
 
     @classmethod
-    def parse(cls, budget: str | None = None, bpp: str | float | None = None) -> "Target":
+    def parse(cls, budget: str | None = None, bpp: str | float | None = None,
+              quality: float | None = None) -> "Target":
         if bpp is not None:
             try:
                 bpp = float(bpp)
             except ValueError:
                 raise ValueError(f"cannot read {bpp!r} as bits per pixel; write it like 0.25") from None
-        return cls(budget=None if budget is None else parse_size(budget), bpp=bpp)
+        return cls(budget=None if budget is None else parse_size(budget), bpp=bpp, quality=quality)
 
     def bytes_for(self, shape) -> int | None:
         """The byte budget for an image of `shape` (bpp x pixels / 8, rounded down); None: no budget."""
@@ -82,6 +84,8 @@ class Target:
     def text(self) -> str:
         if self.bpp is not None:
             return f"{self.bpp:g} bpp"
+        if self.quality is not None:
+            return f"quality {self.quality:g}"
         return "the default quality" if self.budget is None else cmp.format_bytes(self.budget)
 
     @property
@@ -89,12 +93,14 @@ class Target:
         """The command-line flags that ask for this target."""
         if self.bpp is not None:
             return ["--bpp", f"{self.bpp:g}"]
+        if self.quality is not None:
+            return ["--quality", f"{self.quality:g}"]
         return [] if self.budget is None else ["--budget", str(self.budget)]
 
 
 def rule(target: Target, learned: str) -> str:
     """The matched-size rule in one sentence."""
-    first = (f"{learned} at its default quality" if target.bytes_for((1, 1)) is None else
+    first = (f"{learned} at {target.text}" if target.bytes_for((1, 1)) is None else
              f"{learned} at the highest quality whose file fits in {target.text}")
     return (f"{first}; each classical codec at its highest quality whose file is no larger than the {learned} "
             "file (whole files, headers included; 1 KB = 1000 bytes).")
@@ -132,15 +138,21 @@ def make_item(name: str, image: np.ndarray, learned: str, target: Target, classi
     if codec.kind != "learned":
         raise ValueError(f"{learned!r} is not a learned codec; name learned weights first")
     budget = target.bytes_for(image.shape)
-    first = cmp.code(codec, image, codec.default_quality) if budget is None else cmp.matched(codec, image, budget)
+    quality = codec.default_quality if target.quality is None else target.quality
+    first = cmp.code(codec, image, quality) if budget is None else cmp.matched(codec, image, budget)
     results = [first] + [cmp.matched(resolve(name), image, first.num_bytes)
                          for name in dict.fromkeys([cmp.REFERENCE, *classical])]
     comp = cmp.Comparison(original=image, results=results, mode=cmp.SAME_SIZE, budget=first.num_bytes,
                           notes=[r.note for r in results if r.over_budget])
+    return item_from(name, comp, budget)
+
+
+def item_from(name: str, comp: cmp.Comparison, budget: int | None = None) -> Item:
+    """An item from a comparison already made (the Compare page's): its zoom and grid crops."""
     ours, theirs = comp.learned.decoded, comp.reference.decoded
-    zoom = worst_region(image, ours, theirs, CROP)
+    zoom = worst_region(comp.original, ours, theirs, CROP)
     grid = block_grid_region(ours, theirs, CROP)
-    words = grid_words(image, ours, theirs, grid, comp.learned.label, comp.reference.label)
+    words = grid_words(comp.original, ours, theirs, grid, comp.learned.label, comp.reference.label)
     return Item(name=name, comparison=comp, budget=budget, zoom=zoom, grid=grid, grid_text=words)
 
 
@@ -191,15 +203,22 @@ def build(images: dict[str, np.ndarray], learned: str, target: Target, classical
     classical = [c for c in dict.fromkeys(classical) if c != learned]
     if cmp.REFERENCE not in classical:
         classical.insert(0, cmp.REFERENCE)
-    names = [learned, *classical]
     items = []
     for i, (name, pixels) in enumerate(images.items()):
         if progress:
             progress(i, len(images), f"coding {name}")
         items.append(make_item(name, pixels, learned, target, classical, codecs))
+    return assemble(items, target, command, with_rd, codecs, progress)
+
+
+def assemble(items: list[Item], target: Target, command: str = "", with_rd: bool = True, codecs=None,
+             progress=None) -> Report:
+    """A report of items already made (the app's), with the rate-distortion sweep of their codecs."""
+    names = [r.codec for r in items[0].comparison.results]
+    images = {item.name: item.comparison.original for item in items}
     rows = rd.sweep(images, rd.default_plan(names), progress=progress) if with_rd else []
     return Report(items=items, target=target, codecs=names, rd_rows=rows,
-                  provenance=provenance(learned, target, command, codecs))
+                  provenance=provenance(names[0], target, command, codecs))
 
 
 # -- the numbers ----------------------------------------------------------------------------
@@ -247,7 +266,7 @@ def _wrap(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> list[str]:
     return lines + ([line] if line else [])
 
 
-def _magnified(pixels: np.ndarray, side: int) -> Image.Image:
+def magnified(pixels: np.ndarray, side: int) -> Image.Image:
     """A crop enlarged by a whole factor (nearest neighbour, so each pixel stays a square) to fit `side`."""
     img = Image.fromarray(to_rgb(pixels))
     k = max(1, side // max(img.size))
@@ -291,8 +310,8 @@ def figure(item: Item, prov: dict, panel: int = PANEL) -> Image.Image:
     comp = item.comparison
     gap, margin = panel // 16, panel // 12
     title_font, name_font, text_font, foot_font = (_font(panel * n // 384) for n in (34, 25, 22, 15))
-    panels = [_overview(comp.original, item.zoom, panel), _magnified(item.zoom.crop(comp.original), panel)]
-    panels += [_magnified(item.zoom.crop(r.decoded), panel) for r in comp.results]
+    panels = [_overview(comp.original, item.zoom, panel), magnified(item.zoom.crop(comp.original), panel)]
+    panels += [magnified(item.zoom.crop(r.decoded), panel) for r in comp.results]
     width = 2 * margin + len(panels) * panel + (len(panels) - 1) * gap
     scratch = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     title = _wrap(scratch, item.verdict, title_font, width - 2 * margin)
@@ -375,7 +394,7 @@ def _section(index: int, item: Item, prov: dict) -> str:
     notes = "".join(f'<p class="note">{html.escape(n)}</p>' for n in comp.notes)
     grid = item.grid
     crops = "".join(
-        f'<figure><img src="{png_data_uri(np.asarray(_magnified(grid.crop(p), 256)))}" alt="{html.escape(label)}">'
+        f'<figure><img src="{png_data_uri(np.asarray(magnified(grid.crop(p), 256)))}" alt="{html.escape(label)}">'
         f"<figcaption>{html.escape(label)}</figcaption></figure>"
         for label, p in (("Original", comp.original), (comp.learned.label, comp.learned.decoded),
                          (comp.reference.label, comp.reference.decoded)))

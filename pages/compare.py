@@ -3,7 +3,8 @@
 A thin shell: `aecore.compare` does the coding and measuring, `aecore.viewer` draws the
 before/after slider; this page reads the widgets, caches results and lays them out.
 Widget keys (tests set them): upload, sample, full_size; per side (left_, right_): codec,
-setting, quality_<codec>, kb; extra_codec, download_aec, download_png, download_jpeg, download_extra.
+setting, quality_<codec>, kb; extra_codec, download_aec, download_png, download_jpeg, download_extra,
+download_figure, download_report.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from aecore import compare as cmp
+from aecore import compare as cmp, report
 from aecore.codecs import classical_names, learned_names
 from aecore.io import to_png_bytes
 from aecore.viewer import TOOLBAR_PX, slider_html
@@ -245,6 +246,18 @@ def downloads(comp: cmp.Comparison, views: dict, stem: str) -> None:
             key=key, on_click="ignore", icon=":material/download:", width="stretch")
 
 
+def exports(comp: cmp.Comparison, name: str, source: str, max_pixels: int | None) -> None:
+    """The slide figure and the offline report, when the comparison follows the report's rule: one
+    learned side coded on its own terms, JPEG (and any other classical side) matched to its size."""
+    if (comp.learned is None or comp.reference is None or comp.mode != cmp.SAME_SIZE
+            or comp.budget != comp.learned.num_bytes or sum(r.kind == "learned" for r in comp.results) != 1):
+        return
+    item = report.item_from(name, comp)
+    target = report.Target(quality=comp.learned.quality)
+    command = report.command_line([source], target, [r.codec for r in comp.results], max_pixels=max_pixels)
+    shared.export_buttons(item, target, command, ("download_figure", "download_report"))
+
+
 def heatmaps(comp: cmp.Comparison, views: dict) -> None:
     st.subheader("Where the errors are")
     st.caption(f"Absolute error per pixel (mean over RGB), one colour scale for every codec: black is exact, "
@@ -341,6 +354,8 @@ def main() -> None:
     with side_col:
         st.subheader("Download")
         downloads(comp, views, Path(name).stem.lower().replace(" ", "_") or "image")
+        exports(comp, name, f"sample:{name}" if source_key.startswith("sample:") else name,
+                cmp.LARGE_PIXELS if coded is not pixels else None)
     heatmaps(comp, views)
 
 

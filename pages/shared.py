@@ -190,3 +190,21 @@ def pick_image(prefix: str = "", upload_help: str = "PNG, JPEG, WebP, TIFF, BMP 
     if not current:
         st.session_state[CURRENT_IMAGE_KEY] = {"kind": "sample", "name": sample}
     return sample, f"sample:{sample}", samples[sample], []
+
+
+def export_buttons(item, target, command: str, keys: tuple[str, str], places=(st, st)) -> None:
+    """Download buttons for a report item's slide figure (PNG) and offline HTML report, made on click."""
+    from aecore import report  # here: only the pages that export load the report's drawing code
+
+    prov = report.provenance(item.learned.codec, target, command, codecs=codec)
+    stem = report.slug(item.name)
+    places[0].download_button(
+        "Figure (PNG)", lambda: report.figure_png(item, prov), file_name=f"{stem}.figure.png", mime="image/png",
+        key=keys[0], on_click="ignore", icon=":material/slideshow:", width="stretch",
+        help="A labelled slide: the whole picture and the same zoomed crop of the original and of each codec.")
+    places[1].download_button(
+        "Report (HTML)", lambda: report.html_report(report.assemble([item], target, command, codecs=codec)),
+        file_name=f"{stem}.report.html", mime="text/html", key=keys[1], on_click="ignore",
+        icon=":material/description:", width="stretch",
+        help="One file that opens offline: slider, numbers, chart and how it was made.")
+
