@@ -38,6 +38,17 @@ METRICS = ("bytes", "bpp", "psnr", "ssim", "ms_ssim", "ms_ssim_db", "ssimulacra2
 _TEXT_COLUMNS = {"image", "codec"}
 
 
+def default_codecs() -> list[str]:
+    """The codecs a sweep starts with: the shipped learned models (or every learned model
+    where none is shipped) and the classical codecs. Fine-tuned weights are one choice away
+    but not swept by default: each one adds a whole curve of learned coding to the wait."""
+    from . import weights
+    from .codecs import classical_names
+    learned = weights.available()
+    shipped = [n for n, path in learned.items() if path.parent == weights.SHIPPED_DIR]
+    return (shipped or list(learned)) + classical_names()
+
+
 def default_plan(names: list[str]) -> dict[str, list[float]]:
     """{codec: its default sweep qualities} for codec names (learned weights by their kind)."""
     return {name: DEFAULT_QUALITIES.get(name, DEFAULT_QUALITIES[get_codec(name).kind]) for name in names}

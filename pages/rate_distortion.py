@@ -112,9 +112,9 @@ def shrunk(key: str, pixels) -> tuple[str, object]:
 
 def pick_codecs() -> list[str]:
     options = learned_names() + classical_names()
-    return st.multiselect("Codecs", options, default=options, key="rd_codecs", format_func=label,
+    return st.multiselect("Codecs", options, default=rd.default_codecs(), key="rd_codecs", format_func=label,
                           help="Learned models at their 8 trained levels; classical codecs at 10 qualities. "
-                               "JPEG is the reference of the BD-rate table.")
+                               "JPEG is the reference of the BD-rate table. Fine-tuned models can be added here.")
 
 
 def label(codec: str) -> str:

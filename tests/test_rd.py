@@ -123,3 +123,13 @@ def test_bd_rate_by_ssimulacra2_on_known_curves():
 def test_sweep_can_leave_ssimulacra2_out(photo):
     row, = rd.sweep({"p": photo}, {"jpeg": [50]}, perceptual=False)
     assert math.isnan(row["ssimulacra2"]) and row["psnr"] > 25
+
+
+def test_default_codecs_leave_fine_tuned_weights_out_when_models_are_shipped(user_weights):
+    from aecore import weights
+    from aecore.codecs import classical_names
+    from aecore.rd import default_codecs
+    from tests.conftest import make_tiny
+    assert default_codecs() == ["tiny-hyper", "tiny-seed"] + classical_names()  # nothing shipped: all learned
+    weights.save(make_tiny("tiny-hyper"), "shipped-one", weights.SHIPPED_DIR)
+    assert default_codecs() == ["shipped-one"] + classical_names()
