@@ -221,7 +221,7 @@ def code(codec: Codec, image: np.ndarray, quality: float, note: str = "", data: 
         t2 = time.perf_counter()
     encode_ms, decode_ms = (t1 - t0) * 1000, (t2 - t1) * 1000
     metrics = {**evaluate(image, decoded, len(data), perceptual=False), "encode_ms": encode_ms, "decode_ms": decode_ms,
-               "ssimulacra2": ssimulacra2(*(shrink_to_pixels(x, SSIMULACRA2_PIXELS) for x in (image, decoded)))}
+               "ssimulacra2": scaled_ssimulacra2(image, decoded)}
     return CodecResult(codec=codec.name, label=codec.label or codec.name, kind=codec.kind, quality=quality,
                        data=data, decoded=decoded, metrics=metrics, encode_ms=encode_ms, decode_ms=decode_ms,
                        extension=codec.extension, mime=codec.mime, note=note)
@@ -378,6 +378,12 @@ def preview(pixels: np.ndarray, max_side: int) -> np.ndarray:
     if scale >= 1:
         return pixels
     return _resize(pixels, max(1, round(w * scale)), max(1, round(h * scale)))
+
+
+def scaled_ssimulacra2(image: np.ndarray, decoded: np.ndarray) -> float:
+    """SSIMULACRA 2 of copies of at most SSIMULACRA2_PIXELS (as they are when smaller): on a
+    12 MP photo the full-size score would cost minutes and gigabytes."""
+    return ssimulacra2(*(shrink_to_pixels(x, SSIMULACRA2_PIXELS) for x in (image, decoded)))
 
 
 def shrink_to_pixels(pixels: np.ndarray, max_pixels: int) -> np.ndarray:

@@ -196,3 +196,21 @@ def test_classical_codecs_and_info_never_import_torch(photo, tmp_path, user_weig
     assert (rc, loaded) == (0, "torch")  # the driver does see torch when a learned codec runs
     assert _modules_after("info", tmp_path / "o.aec") == (0, "-")
     assert _modules_after("info", src) == (2, "-")  # not a stream: the error path stays torch-free too
+
+
+def test_compress_scores_ssimulacra2_as_the_compare_page_does_on_large_images(tmp_path):
+    """Above 1 MP, SSIMULACRA 2 is scored on copies of at most 1 MP (full size costs minutes
+    and gigabytes at 12 MP), and the notes say so; the other metrics are full size."""
+    from skimage.data import astronaut
+    from aecore.compare import scaled_ssimulacra2
+    from aecore.metrics import ms_ssim
+    big = np.asarray(Image.fromarray(astronaut()).resize((1280, 900), Image.LANCZOS))
+    src, out_jpg = tmp_path / "big.png", tmp_path / "big.jpg"
+    Image.fromarray(big).save(src)
+    out = run("compress", src, out_jpg, "--codec", "jpeg", "--quality", 40)
+    assert out.returncode == 0, out.stderr
+    rec = json.loads(out.stdout)
+    decoded = load_image(out_jpg).pixels
+    assert rec["ssimulacra2"] == pytest.approx(scaled_ssimulacra2(big, decoded), abs=1e-9)
+    assert rec["ms_ssim"] == pytest.approx(ms_ssim(big, decoded), abs=1e-12)
+    assert any("SSIMULACRA 2 scored on a copy of at most 1 MP" in n for n in rec["notes"])
