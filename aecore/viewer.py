@@ -44,15 +44,17 @@ def png_data_uri(pixels: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(to_png_bytes(pixels)).decode("ascii")
 
 
-def slider_html(images: dict[str, np.ndarray], left: str, right: str, height: int = 560) -> str:
+def slider_html(images: dict[str, np.ndarray], left: str, right: str, height: int = 560,
+                original: str | None = None) -> str:
     """The slider as one HTML document comparing `images[left]` and `images[right]`.
 
     All images must share one size (height x width). `height` is the component's
-    total height in CSS pixels, toolbar included.
+    total height in CSS pixels, toolbar included. With `original` (one of the images),
+    a 3-up view shows it beside both sides at one zoom and place.
     """
     if not images:
         raise ValueError("slider_html needs at least one image")
-    for side, label in (("left", left), ("right", right)):
+    for side, label in (("left", left), ("right", right)) + ((("original", original),) if original else ()):
         if label not in images:
             raise ValueError(f"{side} image {label!r} is not among the images: {', '.join(images)}")
     sizes = {tuple(p.shape[:2]) for p in images.values()}
@@ -62,7 +64,7 @@ def slider_html(images: dict[str, np.ndarray], left: str, right: str, height: in
     height = max(int(height), TOOLBAR_PX + 120)
     uris = {label: png_data_uri(pixels) for label, pixels in images.items()}
     config = {"images": uris, "left": left, "right": right, "width": int(w), "height": int(h),
-              "maxZoom": MAX_ZOOM}
+              "maxZoom": MAX_ZOOM, "original": original}
     # "</" inside a script would end it early; JSON allows the escaped form.
     config_json = json.dumps(config).replace("</", "<\\/")
 

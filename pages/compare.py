@@ -54,7 +54,7 @@ def build_views(run_key: str, _comparison: cmp.Comparison, height: int) -> dict:
     vmax = cmp.error_scale(comp.original, [r.decoded for r in comp.results])
     heatmaps = [cmp.preview(cmp.error_map(comp.original, r.decoded, vmax), HEATMAP_MAX_SIDE) for r in comp.results]
     return {
-        "slider": slider_html(images, left=first, right=second, height=height),
+        "slider": slider_html(images, left=first, right=second, height=height, original="Original"),
         "heatmaps": heatmaps,
         "vmax": vmax,
         "legend": cmp.error_legend(360, 14),

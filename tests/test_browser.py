@@ -186,6 +186,23 @@ def test_compare_page_in_chromium(chromium, server, picture):
             page.mouse.up()
             expect(slider).to_have_attribute("data-flipped", "0")
             slider.locator(".aec-fit").click()
+            # 3-up: the original beside both sides, each a third of the stage, one zoom for all.
+            slider.locator(".aec-three").click()
+            expect(slider).to_have_attribute("data-three", "1")
+            panels = slider.locator(".aec-panel")
+            assert [panels.nth(i).inner_text() for i in range(3)] == ["Original", *labels]
+            width = slider.locator(".aec-stage").bounding_box()["width"]
+            assert all(abs(panels.nth(i).bounding_box()["width"] - width / 3) < 2 for i in range(3))
+            expect(slider.locator(".aec-divider")).to_be_hidden()
+            slider.locator(".aec-zoom-in").click()
+            sources = [panels.nth(i).locator("img").evaluate("i => [i.style.transform, i.src.length > 100]")
+                       for i in range(3)]
+            assert len({t for t, _ in sources}) == 1 and all(ok for _, ok in sources)
+            page.wait_for_timeout(300)
+            page.screenshot(path=str(ARTIFACTS / "compare_three_up.png"), full_page=True)
+            slider.locator(".aec-three").click()
+            expect(slider).to_have_attribute("data-three", "0")
+            slider.locator(".aec-fit").click()
             page.wait_for_timeout(300)  # let the page settle before the picture
             page.screenshot(path=str(ARTIFACTS / "compare.png"), full_page=True)
             b.check_clean()

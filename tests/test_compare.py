@@ -288,3 +288,12 @@ def test_coding_times_exclude_waiting_for_another_sessions_coding(user_weights, 
     worker.join()
     r = result["r"]
     assert r.encode_ms < 1000 * 1000 and r.decode_ms < 1000 * 1000
+
+
+def test_slider_offers_the_3_up_view_only_with_an_original(photo):
+    images = {"Original": photo, "A": photo[::-1].copy(), "B": photo[:, ::-1].copy()}
+    with_original = slider_html(images, left="A", right="B", original="Original")
+    assert '"original": "Original"' in with_original and 'class="aec-three"' in with_original
+    assert '"original": null' in slider_html(images, left="A", right="B")
+    with pytest.raises(ValueError, match="original image 'Nope' is not among the images"):
+        slider_html(images, left="A", right="B", original="Nope")

@@ -17,17 +17,24 @@
   let pos = 0.5;              // divider, as a fraction of the stage width
   let scale = 1, tx = 0, ty = 0, fit = 1, atFit = true;
   let drag = null;            // {mode: "divider"|"pan"|"pinch", ...}
+  let three = false;          // the original, left and right side by side, one zoom and place for all
   let flipped = false;        // held: each side of the divider shows the other image, nothing else moves
   let lastDown = -1e9, posBeforeClicks = 0.5;  // a double-click zooms; its two clicks do not move the divider
   const pointers = new Map(); // pointerId -> {x, y}, for pinch zoom
 
-  for (const img of [imgLeft, imgRight]) {
+  const trio = [...root.querySelectorAll(".aec-trio-img")];
+  const trioLabels = [...root.querySelectorAll(".aec-trio-label")];
+  const threeButton = root.querySelector(".aec-three");
+  if (!C.original) threeButton.style.display = "none";
+  for (const img of [imgLeft, imgRight, ...trio]) {
     img.width = W; img.height = H; img.style.width = W + "px"; img.style.height = H + "px";
   }
 
   function size() { const r = stage.getBoundingClientRect(); return [r.width || 1, r.height || 1, r.left, r.top]; }
+  function viewW() { return three ? size()[0] / 3 : size()[0]; }  // the width one picture is laid out in
+  function local(x) { return three ? x % viewW() : x; }             // a stage x inside its panel
   function fitScale() {
-    const [sw, sh] = size();
+    const sw = viewW(), sh = size()[1];
     const f = Math.min(sw / W, sh / H);
     return f >= 1 ? Math.min(Math.floor(f), 8) : f;  // enlarge small images by whole factors only
   }
@@ -40,18 +47,31 @@
     imgLeft.src = C.images[left]; imgRight.src = C.images[right];
     labelLeft.textContent = left; labelRight.textContent = right;
     selLeft.value = left; selRight.value = right;
+    if (C.original) {
+      [C.original, left, right].forEach(function (name, i) { trio[i].src = C.images[name]; trioLabels[i].textContent = name; });
+    }
+  }
+  function setThree(on) {
+    three = on;
+    root.classList.toggle("aec-three-up", on);
+    root.dataset.three = on ? "1" : "0";
+    threeButton.setAttribute("aria-pressed", on ? "true" : "false");
+    const keep = atFit;
+    fit = fitScale();
+    scale = keep ? fit : clamp(scale, minScale(), MAX);
+    render();
   }
 
   function render() {
-    const [sw, sh] = size();
+    const [fw, sh] = size(), sw = viewW();
     const iw = W * scale, ih = H * scale;
     tx = iw <= sw ? (sw - iw) / 2 : clamp(tx, sw - iw, 0);
     ty = ih <= sh ? (sh - ih) / 2 : clamp(ty, sh - ih, 0);
     if (scale >= 1) { tx = Math.round(tx); ty = Math.round(ty); }  // whole-pixel offsets keep pixels crisp
     const t = "translate(" + tx + "px," + ty + "px) scale(" + scale + ")";
-    imgLeft.style.transform = t; imgRight.style.transform = t;
-    const x = clamp(pos, 0, 1) * sw;
-    layerLeft.style.clipPath = flipped ? "inset(0 0 0 " + x + "px)" : "inset(0 " + (sw - x) + "px 0 0)";
+    for (const img of [imgLeft, imgRight, ...trio]) img.style.transform = t;
+    const x = clamp(pos, 0, 1) * fw;
+    layerLeft.style.clipPath = flipped ? "inset(0 0 0 " + x + "px)" : "inset(0 " + (fw - x) + "px 0 0)";
     divider.style.left = x + "px";
     divider.setAttribute("aria-valuenow", String(Math.round(pos * 100)));
     root.classList.toggle("aec-pixelated", scale > 1.0001);
@@ -62,7 +82,7 @@
   }
 
   function zoomTo(s, cx, cy) {
-    const [sw, sh] = size();
+    const sw = viewW(), sh = size()[1];
     if (cx === undefined) { cx = sw / 2; cy = sh / 2; }
     s = clamp(s, minScale(), MAX);
     const ix = (cx - tx) / scale, iy = (cy - ty) / scale;  // image point under the cursor stays put
@@ -107,7 +127,7 @@
     lastDown = e.timeStamp;
     const onDivider = e.target.closest && e.target.closest(".aec-divider");
     const modifier = e.shiftKey || e.altKey || e.ctrlKey || e.metaKey;
-    if (!onDivider && (modifier || scale > fit * 1.0001)) {
+    if (!onDivider && (modifier || scale > fit * 1.0001 || three)) {  // 3-up has no divider: it pans
       drag = {mode: "pan", x: e.clientX, y: e.clientY, tx: tx, ty: ty};
       root.classList.add("aec-panning");
     } else {
@@ -123,7 +143,7 @@
     if (drag.mode === "pinch" && pointers.size >= 2) {
       const [a, b] = [...pointers.values()];
       const d = Math.hypot(a.x - b.x, a.y - b.y) || 1;
-      zoomTo(drag.scale * d / drag.dist, (a.x + b.x) / 2 - left, (a.y + b.y) / 2 - top);
+      zoomTo(drag.scale * d / drag.dist, local((a.x + b.x) / 2 - left), (a.y + b.y) / 2 - top);
     } else if (drag.mode === "pan") {
       tx = drag.tx + e.clientX - drag.x; ty = drag.ty + e.clientY - drag.y; render();
     } else if (drag.mode === "divider") {
@@ -145,14 +165,14 @@
     // Zooming out at the smallest zoom scrolls the page instead of trapping the wheel.
     if (factor < 1 && scale <= minScale() + 1e-6) return;
     e.preventDefault(); touched();
-    zoomTo(scale * factor, e.clientX - left, e.clientY - top);
+    zoomTo(scale * factor, local(e.clientX - left), e.clientY - top);
   }, {passive: false});
 
   stage.addEventListener("dblclick", function (e) {
     pos = posBeforeClicks;  // undo the divider jumps of the two clicks
     const [, , left, top] = size();
     if (scale > fit * 1.0001) toFit();
-    else zoomTo(fit < 1 ? 1 : fit * 2, e.clientX - left, e.clientY - top);
+    else zoomTo(fit < 1 ? 1 : fit * 2, local(e.clientX - left), e.clientY - top);
   });
 
   root.addEventListener("keydown", function (e) {
@@ -169,6 +189,7 @@
       case "-": case "_": stepZoom(-1); break;
       case "0": toFit(); break;
       case "1": zoomTo(1); break;
+      case "3": if (C.original) setThree(!three); break;
       default: handled = false;
     }
     if (handled) { e.preventDefault(); touched(); }
@@ -176,6 +197,7 @@
 
   root.addEventListener("keyup", function (e) { if (e.key === "f" || e.key === "F") setFlip(false); });
   window.addEventListener("blur", function () { setFlip(false); });
+  threeButton.addEventListener("click", function () { setThree(!three); });
   const flipButton = root.querySelector(".aec-flip");
   flipButton.addEventListener("pointerdown", function (e) {
     e.preventDefault(); touched(); flipButton.setPointerCapture(e.pointerId); setFlip(true);
