@@ -42,11 +42,6 @@ def load_published() -> list[dict]:
     return points
 
 
-def published_codecs() -> list[str]:
-    """The published codecs' names, in file order."""
-    return list(dict.fromkeys(p["codec"] for p in load_published()))
-
-
 def load_benchmark(path: Path | str | None = None) -> list[dict] | None:
     """Our Kodak sweep (per-image rows, as `rd.read_csv` reads them), or None if it has not been run."""
     path = Path(path) if path is not None else BENCHMARK_CSV

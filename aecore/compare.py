@@ -23,16 +23,15 @@ or within a target size; `compare` is its default setting (learned left, JPEG ri
 """
 from __future__ import annotations
 
-import hashlib
 import math
-import time
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
 from .codecs import Codec, get_codec
-from .metrics import evaluate, ssimulacra2
+from .measure import measure
+from .metrics import ssimulacra2
 from .target import BudgetError, fit
 
 SAME_SIZE = "same size"
@@ -212,15 +211,9 @@ def code(codec: Codec, image: np.ndarray, quality: float, note: str = "", data: 
     `data` is an already encoded file at `quality` (from a size search); it is encoded
     once more anyway, so the reported encode time is that of one plain encode.
     """
-    with codec.exclusive():  # the clock starts once no other session's coding is ahead of this one
-        t0 = time.perf_counter()
-        fresh = codec.encode(image, quality)
-        t1 = time.perf_counter()
-        data = fresh if data is None else data
-        decoded = codec.decode(data)
-        t2 = time.perf_counter()
-    encode_ms, decode_ms = (t1 - t0) * 1000, (t2 - t1) * 1000
-    metrics = {**evaluate(image, decoded, len(data), perceptual=False), "encode_ms": encode_ms, "decode_ms": decode_ms,
+    m = measure(codec, image, quality, data=data, perceptual=False)
+    data, decoded, encode_ms, decode_ms = m.data, m.decoded, m.encode_ms, m.decode_ms
+    metrics = {**m.metrics, "encode_ms": encode_ms, "decode_ms": decode_ms,
                "ssimulacra2": scaled_ssimulacra2(image, decoded)}
     return CodecResult(codec=codec.name, label=codec.label or codec.name, kind=codec.kind, quality=quality,
                        data=data, decoded=decoded, metrics=metrics, encode_ms=encode_ms, decode_ms=decode_ms,
@@ -397,13 +390,6 @@ def shrink_to_pixels(pixels: np.ndarray, max_pixels: int) -> np.ndarray:
 
 def _resize(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.ascontiguousarray(cv2.resize(pixels, (width, height), interpolation=cv2.INTER_AREA))
-
-
-def fingerprint(pixels: np.ndarray) -> str:
-    """A short hash of an image's shape and pixels: a cache key that costs one pass over the bytes."""
-    h = hashlib.sha256(str(pixels.shape).encode())
-    h.update(np.ascontiguousarray(pixels).data)
-    return h.hexdigest()[:32]
 
 
 def format_bytes(n: int) -> str:

@@ -60,10 +60,6 @@ class LoadedImage:
     notes: list[str] = field(default_factory=list)
 
     @property
-    def is_gray(self) -> bool:
-        return self.pixels.ndim == 2
-
-    @property
     def height(self) -> int:
         return self.pixels.shape[0]
 

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-import time
 
 import numpy as np
 from scipy.interpolate import PchipInterpolator
 
 from .codecs import get_codec
-from .metrics import evaluate
+from .measure import measure
 
 # Sweep qualities per codec name, or per codec kind for learned weights of any name.
 _CLASSICAL_SWEEP = list(range(5, 100, 5))  # 100 is left out: lossless for AVIF, near it elsewhere
@@ -67,15 +66,10 @@ def sweep(images: dict[str, np.ndarray], codecs: dict[str, list[float]], progres
     for image_name, image in images.items():
         for codec, qualities in plan:
             for quality in qualities:
-                t0 = time.perf_counter()
-                data = codec.encode(image, quality)
-                t1 = time.perf_counter()
-                decoded = codec.decode(data)
-                t2 = time.perf_counter()
-                metrics = evaluate(image, decoded, len(data), perceptual)
+                m = measure(codec, image, quality, perceptual=perceptual)
                 rows.append({"image": image_name, "codec": codec.name, "quality": quality,
-                             **{k: metrics[k] for k in METRICS},
-                             "encode_ms": round((t1 - t0) * 1000, 2), "decode_ms": round((t2 - t1) * 1000, 2)})
+                             **{k: m.metrics[k] for k in METRICS},
+                             "encode_ms": round(m.encode_ms, 2), "decode_ms": round(m.decode_ms, 2)})
                 done += 1
                 if progress:
                     progress(done, total, f"{codec.name} q={quality:g} {image_name}")
@@ -168,13 +162,6 @@ def bd_rate(anchor_bpp, anchor_metric, test_bpp, test_metric) -> float:
     ra, ma = _curve(anchor_bpp, anchor_metric, "anchor")
     rt, mt = _curve(test_bpp, test_metric, "test")
     return (float(np.exp(_mean_gap(ma, np.log(ra), mt, np.log(rt), "quality"))) - 1) * 100
-
-
-def bd_psnr(anchor_bpp, anchor_metric, test_bpp, test_metric) -> float:
-    """Average metric difference at equal rate (positive: the test is better), in metric units."""
-    ra, ma = _curve(anchor_bpp, anchor_metric, "anchor")
-    rt, mt = _curve(test_bpp, test_metric, "test")
-    return _mean_gap(np.log(ra), ma, np.log(rt), mt, "rate")
 
 
 def bd_table(rows: list[dict], anchor: str = "jpeg", metric: str = "psnr") -> dict[str, float]:

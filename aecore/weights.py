@@ -41,10 +41,6 @@ def check_name(name: str) -> str:
     return name
 
 
-def file_hash(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def save(model: CompressionModel, name: str, folder: Path, card: dict | None = None) -> dict:
     """Writes NAME.safetensors and NAME.json atomically; returns the card."""
     from safetensors.torch import save as to_safetensors_bytes

@@ -1,6 +1,9 @@
 """Shared fixtures: tiny randomly initialised models saved as user weights (offline, fast)."""
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -43,3 +46,8 @@ def photo() -> np.ndarray:
     """A natural 96x128 RGB crop (scikit-image's bundled astronaut)."""
     from skimage.data import astronaut
     return np.ascontiguousarray(astronaut()[100:196, 160:288])
+
+
+def file_sha256(path) -> str:
+    """The SHA-256 a weights card must give for its file, computed here independently of aecore."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()

@@ -136,7 +136,6 @@ def test_preview_and_shrink_keep_small_images_and_bound_large_ones(photo):
     assert cmp.shrink_to_pixels(photo, 10**6) is photo
     shrunk = cmp.shrink_to_pixels(photo, 3000)
     assert shrunk.shape[0] * shrunk.shape[1] <= 3000
-    assert cmp.fingerprint(photo) == cmp.fingerprint(photo.copy()) != cmp.fingerprint(small)
 
 
 def test_slider_html_is_self_contained_and_lossless(photo):

@@ -29,12 +29,6 @@ def test_bd_rate_of_two_point_curves_matches_the_hand_computation():
     assert value == pytest.approx((2 ** -0.5 - 1) * 100, abs=1e-9)
 
 
-def test_bd_psnr_of_a_curve_one_db_higher_is_one():
-    up = [p + 1 for p in ANCHOR_PSNR]
-    assert rd.bd_psnr(ANCHOR_BPP, ANCHOR_PSNR, ANCHOR_BPP, up) == pytest.approx(1, abs=1e-9)
-    assert rd.bd_psnr(ANCHOR_BPP, ANCHOR_PSNR, ANCHOR_BPP, ANCHOR_PSNR) == pytest.approx(0, abs=1e-12)
-
-
 def test_bd_rate_ignores_dominated_duplicate_and_lossless_points():
     half = [r * 0.5 for r in ANCHOR_BPP]
     noisy_bpp = ANCHOR_BPP + [1.5, 1.2, 8.0]          # worse than (1.0, 33), a tie in PSNR, lossless
@@ -49,8 +43,6 @@ def test_bd_rate_errors_say_what_is_wrong():
         rd.bd_rate(ANCHOR_BPP, ANCHOR_PSNR, [1], [30])
     with pytest.raises(ValueError, match="at least 2"):
         rd.bd_rate(ANCHOR_BPP, ANCHOR_PSNR, [1, 1], [30, 30])
-    with pytest.raises(ValueError, match="overlap"):
-        rd.bd_psnr(ANCHOR_BPP, ANCHOR_PSNR, [4, 8], [38, 40])
 
 
 def test_bd_table_averages_rows_and_compares_with_the_anchor():
