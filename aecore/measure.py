@@ -59,15 +59,16 @@ class Measurement:
 
 
 def measure(codec: Codec, image: np.ndarray, quality: float, data: bytes | None = None,
-            perceptual: bool = True, clock=time.perf_counter) -> Measurement:
+            perceptual: bool = True, clock=None) -> Measurement:
     """Encodes `image` at `quality` (timed), decodes the file (timed) and scores the decode.
 
     `data` is a file already encoded at `quality` (by a size search): it is what gets decoded
     and scored, and the image is still encoded once, so the encode time is that of one plain
     encode and not of the search. `perceptual=False` leaves SSIMULACRA 2 out (NaN), the one
-    metric that costs more than the coding. `clock` returns seconds. `quality` is reported
+    metric that costs more than the coding. `clock` returns seconds (default `time.perf_counter`). `quality` is reported
     as the codec takes it (a whole number for the classical codecs).
     """
+    clock = clock or time.perf_counter
     with codec.exclusive():  # the clock starts once no other session's coding is ahead of this one
         t0 = clock()
         fresh = codec.encode(image, quality)

@@ -271,7 +271,7 @@ def test_coding_times_exclude_waiting_for_another_sessions_coding(user_weights, 
     import time as real_time
     codec = get_codec("tiny-hyper")
     offset, clock = [0.0], real_time.perf_counter
-    monkeypatch.setattr(cmp.time, "perf_counter", lambda: clock() + offset[0])
+    monkeypatch.setattr(real_time, "perf_counter", lambda: clock() + offset[0])
     started, result = threading.Event(), {}
 
     def session():
