@@ -21,15 +21,18 @@ def _add_dataclass_args(parser: argparse.ArgumentParser, cls, skip=()) -> None:
     for f in dataclasses.fields(cls):
         if f.name in skip:
             continue
-        kind = f.type if isinstance(f.type, type) else str
-        if "int" in str(f.type) and "None" not in str(f.type):
+        flag = "--" + f.name.replace("_", "-")
+        if str(f.type) in ("bool", "<class 'bool'>"):  # a switch: off unless given
+            parser.add_argument(flag, dest=f.name, action="store_true")
+            continue
+        if str(f.type).startswith("int"):  # int, or int | None (left out: None)
             kind = int
         elif "float" in str(f.type):
             kind = float
         else:
             kind = str
         required = f.default is dataclasses.MISSING
-        parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=kind, required=required,
+        parser.add_argument(flag, dest=f.name, type=kind, required=required,
                             default=None if required else f.default)
 
 
@@ -268,15 +271,19 @@ def cmd_finetune(args) -> int:
     from .io import load_image_folder_named
 
     images = load_image_folder_named(args.images)
+    fields = {f.name for f in dataclasses.fields(jobs.JobConfig)}
+    settings = {k: v for k, v in vars(args).items() if k in fields}
     try:
-        job = jobs.create_job(jobs.JobConfig(
-            base=args.base, out=args.out, steps=args.steps, lr=args.lr, crop=args.crop,
-            batch_size=args.batch_size, holdout=args.holdout, seed=args.seed,
-            description=args.description or Path(args.images).resolve().name, overwrite=args.overwrite), images)
+        job = jobs.create_job(jobs.JobConfig(**{
+            **settings, "description": args.description or Path(args.images).resolve().name}), images)
     except jobs.JobError as e:
         raise InputError(str(e)) from None
+    for name, why in job.left_out.items():
+        print(f"left out {name}: {why}", file=sys.stderr)
+    used = len(job.train_images) + len(job.holdout_images)
     print(f"job {job.id}: {len(job.train_images)} training, {len(job.holdout_images)} hold-out images, "
-          f"about {jobs.estimate_seconds(job.config, len(images)) / 60:.1f} min", file=sys.stderr)
+          f"about {jobs.estimate_seconds(job.config, used, job.status['holdout_megapixels']) / 60:.1f} min",
+          file=sys.stderr)
     t0 = time.time()
 
     def progress(phase, done, total, info):
@@ -298,7 +305,7 @@ def cmd_finetune(args) -> int:
     pick = lambda rows: [{k: round(row[k], 4) for k in ("quality", "bpp", "psnr")} for row in rows]  # noqa: E731
     _emit({"weights": r["weights"], "base": r["base"], "job": job.id, "steps": r["steps"],
            "bd_rate": r["bd_rate"], "holdout": {"images": r["holdout_images"], "base": pick(r["base_rd"]),
-                                                "new": pick(r["new_rd"])}})
+                                                "new": pick(r["new_rd"])}, "left_out": job.left_out})
     return 0
 
 
@@ -355,19 +362,10 @@ def main(argv=None) -> int:
         _add_dataclass_args(p, TrainConfig)
     p.set_defaults(func=cmd_train)
 
-    from .weights import DEFAULT_MODEL
+    from .jobs import JobConfig
     p = sub.add_parser("finetune", help="fine-tune weights on a folder of images, then compare on held-out ones")
-    p.add_argument("--base", default=DEFAULT_MODEL, help="weights to start from (default: %(default)s)")
     p.add_argument("--images", required=True, help="folder of images (some are held out for the comparison)")
-    p.add_argument("--out", required=True, help="name of the new weights (saved among the user weights)")
-    p.add_argument("--steps", type=int, default=200)
-    p.add_argument("--lr", type=float, default=1e-4)
-    p.add_argument("--holdout", type=int, help="held-out images (default: a fifth, at least 1)")
-    p.add_argument("--crop", type=int, default=128)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--description", help="what the images are, for the model card (default: the folder name)")
-    p.add_argument("--overwrite", action="store_true", help="replace existing user weights of that name")
+    _add_dataclass_args(p, JobConfig)
     p.set_defaults(func=cmd_finetune)
 
     p = sub.add_parser("export", help="export a training run's latest checkpoint as named weights")

@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # torch is imported where a model is built: naming weights ne
 
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "weights"
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")  # whole name: fullmatch
+NAME_RULE = "letters, digits, '-' and '_' (up to 64, starting with a letter or digit)"
 DEFAULT_MODEL = "hyperprior"
 MAX_CARD_BYTES = 1 << 20  # a model card is a few kilobytes of JSON; anything larger is not one
 
@@ -133,6 +134,11 @@ def _meta_model(card: dict) -> CompressionModel:
         raise WeightsError(f"the model card's config does not describe a model this version can build ({e})") from None
 
 
+def meta_model(name: str) -> CompressionModel:
+    """The model named weights describe, without their tensors: its `levels`, `stride`, shapes."""
+    return _meta_model(read_card(name))
+
+
 def load(name: str) -> tuple[CompressionModel, dict]:
     """The model and card of named weights."""
     read_card(name)
@@ -149,11 +155,51 @@ def update_card(name: str, fields: dict) -> dict:
 
 
 def reserved_names() -> set[str]:
-    """Names user weights may not take (lower case): shipped weights, the default models'
-    names (shipped or not yet) and classical codecs, which the codec registry finds first."""
+    """Names user weights may not take (lower case): shipped weights, the architectures of the
+    model registry (shipped or not yet) and classical codecs, which the codec registry finds first."""
     from .codecs.base import CLASSICAL  # imported here: the codecs import this module
+    from .models import MODELS
     shipped = {p.stem for p in SHIPPED_DIR.glob("*.json")} | {p.stem for p in SHIPPED_DIR.glob("*.safetensors")}
-    return {n.lower() for n in shipped | set(CLASSICAL) | {DEFAULT_MODEL, "hyperprior", "seed"}}
+    return {n.lower() for n in shipped | set(CLASSICAL) | set(MODELS) | {DEFAULT_MODEL}}
+
+
+def check_new_name(name: str, base: str | None = None, overwrite: bool = False, making=()) -> str:
+    """NAME when new weights may take it; WeightsError says why not, in a sentence.
+
+    The one naming rule for new weights (fine-tunes and imports): a valid name, not reserved
+    (`reserved_names`), not the base they come from, not installed already (any case; unless
+    `overwrite`, which replaces user weights only), and not being made by a queued or running
+    job (`making`: names).
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise WeightsError(f"give the new weights a name: {NAME_RULE}")
+    if not NAME_PATTERN.fullmatch(name):
+        raise WeightsError(f"{name!r} cannot be a weights name: use {NAME_RULE}")
+    if name.lower() in reserved_names():
+        raise WeightsError(f"{name!r} is the name of shipped weights or of a codec; choose another name")
+    if name == base:
+        raise WeightsError(f"the new weights need a name other than the base {base!r}")
+    if not overwrite and name.lower() in {n.lower() for n in available()}:
+        raise WeightsError(f"weights named {name!r} exist already; choose another name")
+    if name.lower() in {m.lower() for m in making}:
+        raise WeightsError(f"a running or queued job is already making weights named {name!r}; "
+                           "choose another name or cancel that job")
+    return name
+
+
+def suggest_name(stem: str, making=(), own: bool = False) -> str:
+    """A name new weights may take: STEM itself (when `own`), else STEM-ft, STEM-ft2, ...
+
+    A stem that is no valid name gives 'imported-ft'.
+    """
+    stem = stem[:56] if NAME_PATTERN.fullmatch(stem[:56]) else "imported"
+    candidates = ([stem] if own else []) + [f"{stem}-ft"] + [f"{stem}-ft{i}" for i in range(2, 10_000)]
+    for candidate in candidates:
+        try:
+            return check_new_name(candidate, making=making)
+        except WeightsError:
+            continue
+    raise WeightsError(f"no free name starting with {stem!r}")
 
 
 def import_weights(safetensors_bytes: bytes, card_bytes: bytes, name: str, overwrite: bool = False) -> dict:
@@ -167,12 +213,8 @@ def import_weights(safetensors_bytes: bytes, card_bytes: bytes, name: str, overw
     tensors verbatim (so their hash, and the streams made with them, stay valid), then the
     card (which makes the pair visible to `available()`). Returns the saved card.
     """
-    check_name(name)
-    if name.lower() in reserved_names():
-        raise WeightsError(f"{name!r} is the name of shipped weights or of a codec; choose another name")
+    check_new_name(name, overwrite=overwrite)
     folder = user_dir()
-    if not overwrite and (folder / f"{name}.safetensors").exists():
-        raise WeightsError(f"weights named {name!r} exist already; choose another name")
     card = _parse_card(card_bytes)
     with tempfile.TemporaryDirectory(prefix="aecore-import-") as tmp:
         path = Path(tmp) / f"{name}.safetensors"

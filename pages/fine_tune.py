@@ -36,7 +36,6 @@ LEARNING_RATES = [1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3]
 CROPS = [64, 128, 192, 256]
 MAX_LISTED = 30         # the job list shows the newest ones
 THUMB_PX, MAX_THUMBS = 64, 30  # the chosen images as a strip of square thumbnails
-NAME_RULE = "letters, digits, '-' and '_' (up to 64, starting with a letter or digit)"
 STATE_BADGES = {"created": ("Created", "gray", ":material/draft:"),
                 "queued": ("Queued", "orange", ":material/schedule:"),
                 "running": ("Running", "blue", ":material/directions_run:"),
@@ -92,49 +91,9 @@ def show_flash() -> None:
         st.error(text, icon=":material/error:")
 
 
-def levels_of(name: str) -> int:
-    """Quality levels of named weights (the card's lambdas), 8 when the card does not say."""
-    try:
-        return len(weights.read_card(name).get("config", {}).get("lambdas", ())) or 8
-    except (OSError, ValueError):
-        return 8
-
-
-def taken_names(all_jobs: list[jobs.Job]) -> set[str]:
-    """Names new weights cannot take (lower case): installed weights, reserved names, and the
-    names that queued or running jobs are making."""
-    active = {j.config.out.lower() for j in all_jobs if j.state in jobs.ACTIVE}
-    return {n.lower() for n in weights.available()} | weights.reserved_names() | active
-
-
-def suggest_name(base: str, taken: set[str]) -> str:
-    """'BASE-ft', or 'BASE-ft2', 'BASE-ft3', ... when that is taken."""
-    stem = base[:56]
-    candidate, i = f"{stem}-ft", 2
-    while candidate.lower() in taken:
-        candidate, i = f"{stem}-ft{i}", i + 1
-    return candidate
-
-
-def name_problem(name: str, base: str, taken: set[str], field: str = "new weights") -> str | None:
-    """A friendly sentence when `name` cannot be used for new weights, else None."""
-    name = name.strip()
-    if not name:
-        return f"Give the {field} a name: {NAME_RULE}."
-    try:
-        weights.check_name(name)
-    except weights.WeightsError:
-        return f"**{shared.md_escape(name)}** cannot be a weights name: use {NAME_RULE}."
-    if name.lower() in weights.reserved_names():
-        return (f"**{shared.md_escape(name)}** is the name of shipped weights or of a codec; "
-                "choose another name.")
-    if name == base:
-        return f"The {field} need a name other than the base model's."
-    if name.lower() in {n.lower() for n in weights.available()}:
-        return f"Weights named **{shared.md_escape(name)}** exist already; choose another name."
-    if name.lower() in taken:
-        return f"A running or queued job is already making **{shared.md_escape(name)}**; choose another name."
-    return None
+def count(n: int, word: str) -> str:
+    """'1 step', '2 steps'."""
+    return f"{n} {word}{'s' * (n != 1)}"
 
 
 # -- the new job form -----------------------------------------------------------------------
@@ -170,12 +129,12 @@ def pick_images() -> dict[str, np.ndarray]:
         n = len(picked)
         mp = sum(p.shape[0] * p.shape[1] for p in picked.values()) / 1e6
         more = f" (the first {len(names)} shown)" if n > len(names) else ""
-        st.caption(f"{n} image{'s' * (n != 1)}{more} · {mp:.1f} MP in all")
+        st.caption(f"{count(n, 'image')}{more} · {mp:.1f} MP in all")
     return picked
 
 
-def settings(models: dict[str, str], n_images: int, taken: set[str]) -> dict:
-    """The job's settings from the widgets (name problems are shown beside the name)."""
+def settings(models: dict[str, str], making: set[str]) -> jobs.JobConfig:
+    """The job's settings from the widgets; `jobs.plan` says what is wrong with them."""
     if st.session_state.get("ft_base") not in models:
         st.session_state["ft_base"] = shared.selected_model() or next(iter(models))
     base = st.selectbox("Base model", list(models), format_func=lambda n: models[n], key="ft_base",
@@ -185,31 +144,27 @@ def settings(models: dict[str, str], n_images: int, taken: set[str]) -> dict:
     if st.session_state.pop("ft_rename", False):
         st.session_state["ft_name"] = ""
     # Left empty, the name follows the base model (shown as the placeholder); typed, it stays.
-    suggestion = suggest_name(base, taken)
+    suggestion = weights.suggest_name(base, making)
     name = st.text_input("Name of the new weights", key="ft_name", persist_state="session", max_chars=64,
                          placeholder=suggestion,
-                         help=f"How they appear in the model picker: {NAME_RULE}. "
+                         help=f"How they appear in the model picker: {weights.NAME_RULE}. "
                               f"Left empty: {suggestion}.").strip() or suggestion
-    problem = name_problem(name, base, taken)
-    if problem:
-        st.error(problem, icon=":material/edit:")
     a, b = st.columns(2)
     limit = jobs.max_steps()
     if not 1 <= st.session_state.get("ft_steps", 1) <= limit:
         st.session_state["ft_steps"] = limit
     steps = a.number_input("Training steps", 1, limit, min(DEFAULT_STEPS, limit), step=10, key="ft_steps",
                            persist_state="session",
-                           help=f"Each step trains on a batch of random crops. 200 is a good start; at most "
-                                f"{limit} on this server.")
-    auto = max(1, min(n_images - 1, round(n_images / 5))) if n_images >= 2 else 1
-    held = st.session_state.get("ft_holdout")
-    if held is not None and not 1 <= held <= max(1, n_images - 1):
-        st.session_state["ft_holdout"] = None  # the image set changed: back to automatic
-    holdout = b.number_input("Hold-out images", 1, max(1, n_images - 1), None, step=1, key="ft_holdout",
-                             persist_state="session", placeholder=f"auto: {auto}", disabled=n_images < 3,
+                           help=f"Each step trains on a batch of random crops. {DEFAULT_STEPS} is a good start; "
+                                f"at most {limit} on this server.")
+    holdout = b.number_input("Hold-out images", 1, jobs.max_images(), None, step=1, key="ft_holdout",
+                             persist_state="session", placeholder="auto",
                              help="Images kept out of training: the validation points while it trains and the "
                                   "before/after comparison at the end. Automatic: a fifth of them, at least 1.")
-    levels = levels_of(base)
+    try:
+        levels = weights.meta_model(base).levels
+    except weights.WeightsError:
+        levels = 1  # the plan says what is wrong with the base
     if levels > 1:
         current = st.session_state.get("ft_quality")
         if not (isinstance(current, (tuple, list)) and 1 <= current[0] <= current[1] <= levels):
@@ -227,39 +182,26 @@ def settings(models: dict[str, str], n_images: int, taken: set[str]) -> dict:
         c, d = st.columns(2)
         crop = c.select_slider("Crop size", CROPS, value=128, key="ft_crop", persist_state="session",
                                format_func=lambda v: f"{v} px",
-                               help="Side of the random training crops (smaller when the images are).")
+                               help="Side of the random training crops; smaller images are left out.")
         batch = d.number_input("Batch size", 1, 32, 8, key="ft_batch", persist_state="session",
                                help="Crops per training step.")
         description = st.text_input("What the images are", key="ft_description", persist_state="session",
                                     max_chars=200, placeholder="e.g. product photos on white",
                                     help="Written into the new weights' model card.")
-    return {"config": jobs.JobConfig(base=base, out=name, steps=int(steps), lr=float(lr), crop=int(crop),
-                                     batch_size=int(batch), holdout=None if holdout is None else int(holdout),
-                                     quality_min=int(q_min), quality_max=int(q_max),
-                                     description=description.strip()),
-            "name_problem": problem}
+    return jobs.JobConfig(base=base, out=name, steps=int(steps), lr=float(lr), crop=int(crop),
+                          batch_size=int(batch), holdout=None if holdout is None else int(holdout),
+                          quality_min=int(q_min), quality_max=int(q_max), description=description.strip())
 
 
-def estimate(config: jobs.JobConfig, images: dict[str, np.ndarray]) -> tuple[float, str]:
-    """(seconds, how) for the job on this machine, as `jobs.estimate_seconds` reckons it."""
-    sides = [min(p.shape[:2]) for p in images.values()]
-    crop = max(64, min(config.crop, min(sides) // 64 * 64))  # as create_job shrinks it (for its training images)
-    megapixels = float(np.mean([p.shape[0] * p.shape[1] / 1e6 for p in images.values()]))
-    cfg = jobs.JobConfig(**{**config.to_dict(), "crop": crop})
-    seconds = jobs.estimate_seconds(cfg, len(images), megapixels)
-    held = cfg.holdout or max(1, min(len(images) - 1, round(len(images) / 5)))
-    how = (f"{cfg.steps} steps of {cfg.batch_size} crops of {crop}×{crop} px at about "
-           f"{jobs.STEPS_PER_SECOND:g} steps/s, then coding the {held} hold-out image{'s' * (held != 1)} at "
-           f"{len(jobs.eval_qualities(cfg))} qualities with the base and the new weights")
-    return seconds, how
-
-
-def queue_wait(all_jobs: list[jobs.Job]) -> float:
-    """Seconds until a slot is free for a new job (0 when one is free now)."""
-    active = [j for j in all_jobs if j.state in jobs.ACTIVE]
-    if len(active) < jobs.max_concurrent():
-        return 0.0
-    return sum(j.progress()["seconds_left"] for j in active) / jobs.max_concurrent()
+def estimate_text(p: jobs.Plan) -> str:
+    """How long the planned job takes here, and why."""
+    cfg, held = p.config, len(p.holdout)
+    later = f" It starts when the running job ends, in about {duration(p.queue_wait)}." if p.queue_wait else ""
+    return (f"**About {duration(p.seconds)} on this machine**: {count(cfg.steps, 'step')} of "
+            f"{count(cfg.batch_size, 'crop')} of {cfg.crop}×{cfg.crop} px at about {jobs.STEPS_PER_SECOND:g} steps/s, "
+            f"then coding the {count(held, 'hold-out image')} at {len(jobs.eval_qualities(cfg))} qualities with the "
+            f"base and the new weights.{later} Measured for the default model on two busy cores; smaller models "
+            "finish sooner.")
 
 
 def start_job(config: jobs.JobConfig, images: dict[str, np.ndarray]) -> None:
@@ -285,27 +227,21 @@ def new_job_form(models: dict[str, str], all_jobs: list[jobs.Job]) -> None:
         with pick_col:
             images = pick_images()
         with set_col:
-            form = settings(models, len(images), taken_names(all_jobs))
-        config = form["config"]
-        problem = None
-        if len(images) < 2:
+            config = settings(models, jobs.making(all_jobs))
+        p = jobs.plan(config, images, all_jobs)
+        for problem in p.problems if images else ():
+            st.error(f"{shared.md_escape(problem[0].upper() + problem[1:])}.", icon=":material/error:")
+        if p.left_out:
+            st.warning(f"Left out ({count(len(p.left_out), 'image')}, not trained on or held out): "
+                       + "; ".join(f"**{shared.md_escape(n)}**: {why}" for n, why in p.left_out.items()) + ".",
+                       icon=":material/hide_image:")
+        if not images:
             st.info("Upload at least two images (one to train on, one to hold out), or tick the sample photos, "
                     "to see how long a fine-tune takes here.", icon=":material/add_photo_alternate:")
-            problem = "images"
-        else:
-            try:
-                jobs.check_config(config, len(images))
-            except jobs.JobError as e:
-                problem = str(e)
-                if not form["name_problem"]:
-                    st.error(f"{shared.md_escape(problem[0].upper() + problem[1:])}.", icon=":material/error:")
-            seconds, how = estimate(config, images)
-            wait = queue_wait(all_jobs)
-            later = (f" It starts when the running job ends, in about {duration(wait)}." if wait else "")
-            st.info(f"**About {duration(seconds)} on this machine**: {how}.{later} Measured for the default "
-                    "model on two busy cores; smaller models finish sooner.", icon=":material/schedule:")
+        elif p.seconds:
+            st.info(estimate_text(p), icon=":material/schedule:")
         if st.button("Start fine-tuning", key="ft_start", type="primary", icon=":material/play_arrow:",
-                     disabled=bool(problem or form["name_problem"])):
+                     disabled=bool(p.problems or not images)):
             start_job(config, images)
 
 
@@ -367,7 +303,7 @@ def rd_figure(result: dict) -> go.Figure:
 def verdict(result: dict) -> str:
     n = len(result.get("holdout_images") or [])
     new, base, bd = shared.md_escape(result["weights"]), shared.md_escape(result["base"]), result.get("bd_rate")
-    where = f"on the {n} hold-out image{'s' * (n != 1)}"
+    where = f"on the {count(n, 'hold-out image')}"
     if bd is None or not math.isfinite(bd):
         return (f"The curves of **{new}** and **{base}** reach no common PSNR {where}, so there is no BD-rate; "
                 "compare the points in the chart.")
@@ -487,7 +423,7 @@ def job_view(job: jobs.Job) -> None:
     title.subheader(cfg.out)
     with state_col:
         badge(p["state"])
-    facts = [f"from **{shared.md_escape(cfg.base)}**", f"{cfg.steps} steps",
+    facts = [f"from **{shared.md_escape(cfg.base)}**", count(cfg.steps, "step"),
              f"{len(job.train_images)} training + {len(job.holdout_images)} hold-out images",
              f"qualities {cfg.quality_min}–{cfg.quality_max}", f"learning rate {lr_text(cfg.lr)}",
              f"created {when(job.status.get('created'))}"]
@@ -541,7 +477,7 @@ def job_list(all_jobs: list[jobs.Job], shown: str | None) -> None:
         name_col.markdown(f"**{shared.md_escape(job.config.out)}** · from {shared.md_escape(job.config.base)}")
         with state_col:
             badge(job.state)
-        step_col.caption(f"{p_step} / {job.config.steps} steps")
+        step_col.caption(f"{p_step} / {count(job.config.steps, 'step')}")
         time_col.caption(when(job.status.get("created")))
         show_col.button("Show", key=f"ft_show_{job.id}", icon=":material/visibility:", type="tertiary",
                         disabled=job.id == shown, on_click=_act, args=("show", job.id))
@@ -579,7 +515,7 @@ def jobs_section(active_ids: frozenset) -> None:
 
 # -- weights from a file --------------------------------------------------------------------
 
-def upload_weights(taken: set[str]) -> None:
+def upload_weights(making: set[str]) -> None:
     with st.expander("Add weights from files", icon=":material/upload_file:"):
         st.caption("Weights downloaded from this page or saved by `python -m aecore train`: the `.safetensors` "
                    "file and its `.json` model card, both. Only safetensors are read, never pickles, and every "
@@ -593,9 +529,7 @@ def upload_weights(taken: set[str]) -> None:
             st.session_state["ft_upload_seen"] = seen  # new files: suggest a name from them
             stem = tensors[0].name.rsplit(".", 1)[0]
             st.session_state.pop("ft_upload_done", None)
-            ok = weights.NAME_PATTERN.fullmatch(stem) and stem.lower() not in taken
-            st.session_state["ft_upload_name"] = stem if ok else suggest_name(
-                stem if weights.NAME_PATTERN.fullmatch(stem[:56]) else "imported", taken)
+            st.session_state["ft_upload_name"] = weights.suggest_name(stem, making, own=True)
         done = st.session_state.get("ft_upload_done")
         if done:
             st.success(f"Added **{shared.md_escape(done)}**: it is in the model picker of every page.",
@@ -606,9 +540,12 @@ def upload_weights(taken: set[str]) -> None:
                 st.info("Add exactly one `.safetensors` file and one `.json` card.", icon=":material/info:")
             return
         name = st.text_input("Name in the model picker", key="ft_upload_name", max_chars=64).strip()
-        problem = name_problem(name, "", taken, field="weights")
-        if problem:
-            st.error(problem, icon=":material/edit:")
+        try:
+            weights.check_new_name(name, making=making)
+            problem = None
+        except weights.WeightsError as e:
+            problem = str(e)
+            st.error(f"{shared.md_escape(problem[0].upper() + problem[1:])}.", icon=":material/edit:")
         if st.button("Add to the model picker", key="ft_upload_add", icon=":material/add:", disabled=bool(problem)):
             try:
                 weights.import_weights(tensors[0].getvalue(), cards[0].getvalue(), name)
@@ -639,7 +576,7 @@ def main() -> None:
                 "here as soon as they are saved, or add some from files below.", icon=":material/hourglass_empty:")
     active = frozenset(j.id for j in all_jobs if j.state in jobs.ACTIVE)
     st.fragment(jobs_section, run_every=REFRESH_SECONDS if active else None)(active)
-    upload_weights(taken_names(all_jobs))
+    upload_weights(jobs.making(all_jobs))
 
 
 main()

@@ -2,7 +2,7 @@
 
 Tiny user weights only (the shipped folder is pointed elsewhere), jobs in a temporary
 folder, and four small crops standing in for the sample photos. The page's Start button
-creates and queues a real job; the background worker is not spawned (`jobs._spawn` is
+creates and queues a real job; the background worker is not spawned (`jobs.schedule._spawn` is
 replaced), so the test runs the job itself with `jobs.run`, in this process, and looks
 at the page while it trains and after it has finished.
 """
@@ -37,7 +37,7 @@ def spawned(user_weights, tmp_path, monkeypatch) -> list:
     monkeypatch.setattr(weights, "SHIPPED_DIR", tmp_path / "no_shipped_weights")
     monkeypatch.setattr("aecore.io.sample_images", crops)  # read by the page at run time
     calls = []
-    monkeypatch.setattr(jobs, "_spawn", lambda job: calls.append(job.id))  # stays queued: the test runs it
+    monkeypatch.setattr(jobs.schedule, "_spawn", lambda job: calls.append(job.id))  # stays queued: the test runs it
     return calls
 
 
@@ -85,13 +85,18 @@ def test_page_renders_with_an_estimate(app):
     assert app.number_input(key="ft_steps").value == 200
     assert app.number_input(key="ft_holdout").value is None  # automatic
 
-    app.checkbox(key="ft_use_samples").check().run()
-    assert not app.exception and not app.error
+    app.checkbox(key="ft_use_samples").check().run()  # four 96x128 crops: smaller than the 128 px crop
+    assert not app.exception and app.button(key="ft_start").disabled
+    assert "at least 2 images of at least 128x128 px" in app.error[0].value
+    assert "Left out (4 images" in app.warning[0].value and "128x96 px is smaller than the 128 px" in app.warning[0].value
+    app.select_slider(key="ft_crop").set_value(64).run()
+    assert not app.exception and not app.error and not app.warning
     estimate = texts(app.info)
     assert "on this machine" in estimate and "200 steps" in estimate and "1 hold-out image " in estimate
     assert app.file_uploader(key="ft_files").disabled and not app.button(key="ft_start").disabled
-    expected = jobs.estimate_seconds(jobs.JobConfig(base="tiny-hyper", out="x", crop=64), 4,
-                                     96 * 128 / 1e6)  # the 96x128 crops shrink the crop to 64
+    expected = jobs.estimate_seconds(jobs.JobConfig(base="tiny-hyper", out="x", crop=64,
+                                                    quality_max=weights.meta_model("tiny-hyper").levels), 4,
+                                     96 * 128 / 1e6)
     minutes, seconds = divmod(round(expected), 60)
     assert f"About {minutes} min {seconds:02d} s" in estimate
 
@@ -99,6 +104,16 @@ def test_page_renders_with_an_estimate(app):
     assert "2 hold-out images" in texts(app.info) and texts(app.info) != estimate
     app.number_input(key="ft_steps").set_value(400).run()
     assert "400 steps" in texts(app.info)
+
+
+def test_one_step_is_one_step(app):
+    fill(app, "one-step", steps=1)
+    assert "1 step of 2 crops" in texts(app.info) and "1 steps" not in texts(app.info)
+    app.button(key="ft_start").click().run()
+    assert not app.exception
+    [job] = jobs.list_jobs()
+    shown = texts(app.caption)
+    assert "· 1 step ·" in shown and "0 / 1 step" in shown and "1 steps" not in shown
 
 
 def test_an_empty_name_takes_the_suggestion_of_the_chosen_base(app):

@@ -76,7 +76,8 @@ def test_unwritable_jobs_folder(user_weights, blocked, images, tmp_path, monkeyp
     folder.mkdir()
     for name, pixels in images.items():
         (folder / f"{name}.png").write_bytes(to_png_bytes(pixels))
-    code = main(["finetune", "--base", "tiny-hyper", "--images", str(folder), "--out", "ft-cli", "--steps", "2"])
+    code = main(["finetune", "--base", "tiny-hyper", "--images", str(folder), "--out", "ft-cli", "--steps", "2",
+                 "--crop", "64"])
     lines = capsys.readouterr().err.strip().splitlines()
     assert code != 0 and len(lines) == 1 and "Traceback" not in lines[0]
     assert str(blocked / "jobs") in lines[0] and "Not a directory" in lines[0]
@@ -89,7 +90,8 @@ def test_unwritable_jobs_folder_is_not_an_internal_error(user_weights, blocked, 
     folder.mkdir()
     for name, pixels in images.items():
         (folder / f"{name}.png").write_bytes(to_png_bytes(pixels))
-    code = main(["finetune", "--base", "tiny-hyper", "--images", str(folder), "--out", "ft-cli", "--steps", "2"])
+    code = main(["finetune", "--base", "tiny-hyper", "--images", str(folder), "--out", "ft-cli", "--steps", "2",
+                 "--crop", "64"])
     assert code == 2 and "internal error" not in capsys.readouterr().err
 
 
@@ -249,6 +251,7 @@ def test_sigkill_between_checkpoints_loses_only_the_steps_since(user_weights, tm
     assert 1 <= resumed_from <= logged < steps
 
     jobs.resume(job)
+    deadline = time.time() + TIMEOUT  # the resumed run gets its own time, however long the first took
     while time.time() < deadline and job.reload().state in jobs.ACTIVE:
         time.sleep(0.2)
     assert job.state == "finished", job.error

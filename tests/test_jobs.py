@@ -166,7 +166,7 @@ def test_split_is_deterministic_and_estimate_is_plain(jobs_env, images):
 def test_cli_finetune(tmp_path, user_weights, images):
     folder = tmp_path / "imgs"
     folder.mkdir()
-    for name, pixels in images.items():
+    for name, pixels in {**images, "dot": np.zeros((1, 1, 3), np.uint8)}.items():
         Image.fromarray(pixels).save(folder / f"{name}.png")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "AECORE_JOBS_DIR": str(tmp_path / "jobs"), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "aecore", "finetune", "--base", "tiny-hyper", "--images", str(folder),
@@ -178,6 +178,8 @@ def test_cli_finetune(tmp_path, user_weights, images):
     assert "bd_rate" in record and [r["quality"] for r in record["holdout"]["new"]] == [1, 3, 5, 8]
     assert {"bpp", "psnr"} <= set(record["holdout"]["base"][0])
     assert "3/3" in out.stderr and (user_weights / "cli-ft.safetensors").exists()
+    assert "left out dot: 1x1 px is smaller than the 64 px training crop" in out.stderr
+    assert record["left_out"] == {"dot": "1x1 px is smaller than the 64 px training crop"}
 
 
 def test_cli_finetune_bad_input(tmp_path, user_weights, images, capsys, monkeypatch):
@@ -193,3 +195,49 @@ def test_cli_finetune_bad_input(tmp_path, user_weights, images, capsys, monkeypa
     assert main(["finetune", "--base", "tiny-hyper", "--images", str(folder), "--out", "x2",
                  "--steps", "999999"]) == 2
     assert "AECORE_MAX_STEPS" in capsys.readouterr().err
+
+
+def test_images_smaller_than_the_crop_are_left_out(jobs_env, images):
+    """A 1x1 image neither shrinks the crop nor is trained on: it is listed, with the reason."""
+    given = {**images, "dot": np.zeros((1, 1, 3), np.uint8), "strip": np.zeros((200, 40, 3), np.uint8)}
+    job = jobs.create_job(_config("ft-dot"), given)
+    assert job.config.crop == 64
+    assert job.left_out == {"dot": "1x1 px is smaller than the 64 px training crop",
+                            "strip": "40x200 px is smaller than the 64 px training crop"}
+    assert sorted(job.train_images + job.holdout_images) == sorted(images)
+    assert json.loads((job.dir / "config.json").read_text())["left_out"] == job.left_out
+    with pytest.raises(jobs.JobError, match="at least 2 images of at least 64x64 px"):
+        jobs.create_job(_config("ft-dots"), {"dot": given["dot"], "dot2": given["dot"], "a": images["crop0"]})
+
+
+def test_the_plan_is_what_create_job_does(jobs_env, images):
+    config = _config("ft-plan", holdout=2, seed=3, crop=100)  # rounded down to the model's stride
+    p = jobs.plan(config, images)
+    assert not p.problems and p.queue_wait == 0
+    job = jobs.create_job(config, images)
+    assert p.config == job.config and p.config.crop == 64 and p.config.quality_max == weights.meta_model(
+        "tiny-hyper").levels
+    assert (p.train, p.holdout) == (job.train_images, job.holdout_images)
+    assert p.seconds == jobs.estimate_seconds(job.config, 4, job.status["holdout_megapixels"])
+    jobs.start(job)  # queued behind nothing: it runs; a second plan waits for it and may not take its name
+    later = jobs.plan(config, images)
+    assert later.queue_wait > 0 and later.problems == [
+        "output name: a running or queued job is already making weights named 'ft-plan'; "
+        "choose another name or cancel that job"]
+    jobs.cancel(job, wait=30)
+    bad = jobs.plan(_config("jpeg", steps=0, quality_max=99), {"a": images["crop0"]})
+    assert [m.split(" ")[0] for m in bad.problems] == ["output"]  # the first problem of the settings
+    assert jobs.plan(_config("ok", crop=1000), images).problems[0].startswith("crop must be between 64 and 512")
+
+
+def test_reserved_names_come_from_the_model_registry(jobs_env, images, monkeypatch):
+    from aecore import models
+    monkeypatch.setitem(models.MODELS, "newarch", object)
+    assert "newarch" in weights.reserved_names()
+    with pytest.raises(jobs.JobError, match="shipped weights or of a codec"):
+        jobs.create_job(_config("NewArch"), images)
+    assert weights.suggest_name("tiny-seed") == "tiny-seed-ft"
+    assert weights.suggest_name("tiny-seed", own=True) == "tiny-seed-ft"  # taken: installed
+    assert weights.suggest_name("fresh", making={"fresh-ft"}, own=True) == "fresh"
+    assert weights.suggest_name("fresh", making={"FRESH-ft"}) == "fresh-ft2"
+    assert weights.suggest_name("bad name") == "imported-ft"

@@ -101,17 +101,31 @@ def test_a_lambda_ladder_needs_both_ends_in_order(folder, tmp_path, low, high):
         _cfg(folder, tmp_path, lambda_min=low, lambda_max=high)
 
 
+class TickingClock:
+    """A clock that moves TICK seconds each time it is read: training time without the machine's speed."""
+
+    TICK = 0.125  # exact in binary, so budgets add up exactly
+
+    def __init__(self):
+        self.reads = 0
+
+    def __call__(self) -> float:
+        self.reads += 1
+        return self.reads * self.TICK
+
+
 def test_a_time_budget_ends_the_run_and_drives_the_schedule(folder, tmp_path):
-    cfg = _cfg(folder, tmp_path, minutes=0.02, warmup=0, decay_start=0.5, checkpoint_minutes=0)
+    budget = 1.875  # seconds: 15 steps of the clock's ticks (each step reads it once between t0 and now)
+    cfg = _cfg(folder, tmp_path, minutes=budget / 60, warmup=0, decay_start=0.5, checkpoint_minutes=1e9)
     cfg.steps = 10**6
-    card = train(cfg)  # 1.2 s of training, whatever the step count
+    card = train(cfg, clock=TickingClock())
     steps = card["training"]["steps"]
-    assert 0 < steps < 10**6
+    assert steps == budget / TickingClock.TICK  # the budget ends the run, whatever the machine's speed
     log = [json.loads(l) for l in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert log[-1]["step"] == steps and "val" in log[-1]  # the last step is logged and validated
-    assert log[-1]["seconds"] >= 0.02 * 60
+    assert [r["seconds"] for r in log] == [round(TickingClock.TICK * r["step"], 1) for r in log]
     lrs = [r["lr"] for r in log]
-    assert lrs[0] == cfg.lr and lrs[-1] < 0.2 * cfg.lr  # decays on time, to lr/10 at the end
+    assert lrs[0] == cfg.lr and lrs[-1] == pytest.approx(0.1 * cfg.lr, rel=0.1)  # decays on time, to lr/10
     assert lrs == sorted(lrs, reverse=True)
 
 
