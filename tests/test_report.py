@@ -30,7 +30,7 @@ def test_targets_parse_and_refuse():
     assert report.Target.parse(bpp="0.25").bytes_for((96, 128)) == 384  # 0.25 * 12288 / 8
     assert report.Target.parse(budget="2KB").bytes_for((96, 128)) == 2000
     assert report.Target().bytes_for((96, 128)) is None
-    with pytest.raises(ValueError, match="not both"):
+    with pytest.raises(ValueError, match="not two"):
         report.Target(budget=10, bpp=0.1)
     with pytest.raises(ValueError, match="bits per pixel"):
         report.Target.parse(bpp="lots")
