@@ -320,7 +320,7 @@ def main(argv=None) -> int:
     p.add_argument("output")
     p.add_argument("--codec", help="codec name (default: the default learned model)")
     size = p.add_mutually_exclusive_group()
-    size.add_argument("--quality", type=float, help="quality (learned 1..8, classical 1..100)")
+    size.add_argument("--quality", type=float, help="quality (learned: 1 to the model's level count; classical 1..100)")
     size.add_argument("--target-size", metavar="SIZE",
                       help="the best quality whose file fits in SIZE: 25000, 25KB (1000 bytes), 24.4KiB (1024)")
     size.add_argument("--target-bpp", type=float, metavar="BPP",

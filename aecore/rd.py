@@ -1,6 +1,6 @@
 """Rate-distortion: sweeps over images, averaged curves, CSV, BD-rate (matched sizes: `aecore.target`).
 
-    rows = sweep({"kodim01": img}, {"jpeg": DEFAULT_QUALITIES["jpeg"], "hyperprior": [1, 4, 8]})
+    rows = sweep({"kodim01": img}, default_plan(["jpeg", "hyperprior"]))
     bd_table(rows, anchor="jpeg", metric="psnr")   # {"hyperprior": -23.1}: % bits saved
 
 Rate is bits per pixel of the whole file, 8 * bytes / (H * W). Curves are averaged per
@@ -20,7 +20,7 @@ from scipy.interpolate import PchipInterpolator
 from .codecs import get_codec
 from .measure import measure
 
-# Sweep qualities per codec name, or per codec kind for learned weights of any name.
+# Sweep qualities per classical codec name; learned weights sweep their own trained levels.
 _CLASSICAL_SWEEP = list(range(5, 100, 5))  # 100 is left out: lossless for AVIF, near it elsewhere
 DEFAULT_QUALITIES: dict[str, list[float]] = {
     "jpeg": _CLASSICAL_SWEEP,
@@ -30,7 +30,6 @@ DEFAULT_QUALITIES: dict[str, list[float]] = {
     "jxl": _CLASSICAL_SWEEP,
     "heic": _CLASSICAL_SWEEP,
     "classical": _CLASSICAL_SWEEP,
-    "learned": [1, 2, 3, 4, 5, 6, 7, 8],  # the trained rate levels of the shipped models
 }
 
 METRICS = ("bytes", "bpp", "psnr", "ssim", "ms_ssim", "ms_ssim_db", "ssimulacra2", "blockiness")
@@ -49,8 +48,17 @@ def default_codecs() -> list[str]:
 
 
 def default_plan(names: list[str]) -> dict[str, list[float]]:
-    """{codec: its default sweep qualities} for codec names (learned weights by their kind)."""
-    return {name: DEFAULT_QUALITIES.get(name, DEFAULT_QUALITIES[get_codec(name).kind]) for name in names}
+    """{codec: its default sweep qualities} for codec names."""
+    return {name: sweep_qualities(name) for name in names}
+
+
+def sweep_qualities(name: str) -> list[float]:
+    """Learned weights: each trained rate level, 1..levels (the model's own count); a classical
+    codec: DEFAULT_QUALITIES."""
+    codec = get_codec(name)
+    if codec.kind == "learned":
+        return list(range(1, codec.model.levels + 1))
+    return DEFAULT_QUALITIES.get(name, DEFAULT_QUALITIES["classical"])
 
 
 def sweep(images: dict[str, np.ndarray], codecs: dict[str, list[float]], progress=None,

@@ -219,8 +219,10 @@ def rd_loss(model: CompressionModel, out: dict, x: torch.Tensor, quality: torch.
 
 
 @torch.no_grad()
-def validate(model: CompressionModel, crops: torch.Tensor, levels=(1, 4, 8)) -> dict:
-    """bpp (from rounded latents' likelihoods) and PSNR at a few levels on fixed crops."""
+def validate(model: CompressionModel, crops: torch.Tensor, levels: tuple[int, ...] | None = None) -> dict:
+    """bpp (from rounded latents' likelihoods) and PSNR at a few levels on fixed crops (default:
+    the lowest, the middle and the top of the model's levels)."""
+    levels = levels or (1, model.levels // 2, model.levels)
     was_training = model.training
     model.eval()
     result = {}

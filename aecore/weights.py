@@ -42,6 +42,17 @@ def check_name(name: str) -> str:
     return name
 
 
+def stamp(name: str) -> str:
+    """Changes whenever the named weights file is replaced (a fine-tuning run, an import) or
+    another folder's file wins the name; "" when there are none. The one key of every cache of
+    loaded weights (the codec registry's and the app's), cheap enough for every request."""
+    path = available().get(name)
+    if path is None:
+        return ""
+    st = path.stat()
+    return f"{path}:{st.st_ino}:{st.st_mtime_ns}:{st.st_size}"
+
+
 def save(model: CompressionModel, name: str, folder: Path, card: dict | None = None) -> dict:
     """Writes NAME.safetensors and NAME.json atomically; returns the card."""
     from safetensors.torch import save as to_safetensors_bytes

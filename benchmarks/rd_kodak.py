@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from aecore import rd, weights  # noqa: E402
-from aecore.codecs import classical_names, get_codec, learned_names  # noqa: E402
+from aecore.codecs import classical_names, learned_names  # noqa: E402
 from aecore.io import load_image_folder_named, sample_images  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -79,7 +79,7 @@ def main() -> int:
     if args.limit:
         images = dict(list(images.items())[:args.limit])
     names = args.codecs.split(",") if args.codecs else [n for n in LEARNED if n in learned_names()] + classical_names()
-    plan = {n: rd.DEFAULT_QUALITIES.get(n) or rd.DEFAULT_QUALITIES[get_codec(n).kind] for n in names}
+    plan = rd.default_plan(names)
     if "jpeg" in plan:
         plan["jpeg"] = JPEG_QUALITIES
     t0 = time.time()

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from aecore import compare as cmp, report
+from aecore import compare as cmp, report, weights
 from aecore.codecs import classical_names, learned_names
 from aecore.io import to_png_bytes
 from aecore.viewer import TOOLBAR_PX, slider_html
@@ -309,7 +309,7 @@ def main() -> None:
 
     image_key = f"{source_key}|{coded.shape}"
     sides = (settings["left"], settings["right"], settings["extra"])
-    stamps = "|".join(shared.weights_stamp(s.codec) for s in sides if s is not None and s.codec in learned_names())
+    stamps = "|".join(weights.stamp(s.codec) for s in sides if s is not None and s.codec in learned_names())
     run_key = "|".join(map(str, (image_key, stamps) + sides))
     height = slider_height(coded.shape)
     try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from aecore import compare as cmp, gallery, report
+from aecore import compare as cmp, gallery, report, weights
 from aecore.io import sample_images
 from aecore.viewer import slider_html
 from pages import shared
@@ -97,7 +97,7 @@ def main() -> None:
     header.markdown(f"**{index + 1} / {len(shown)} · {shared.md_escape(name)}**")
     try:
         with st.spinner("Coding at this size..."):
-            item = coded(key, pixels, name, model, shared.weights_stamp(model), target)
+            item = coded(key, pixels, name, model, weights.stamp(model), target)
     except Exception as e:  # noqa: BLE001  (on stage: a message, never a traceback)
         st.error(f"Could not code this picture: {shared.md_escape(str(e))}", icon=":material/error:")
         return

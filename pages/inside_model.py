@@ -14,7 +14,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from aecore import compare as cmp
-from aecore import latents
+from aecore import latents, weights
 from pages import shared
 
 # Larger photos are analysed on a copy at most this wide or tall: the maps stay readable and the
@@ -201,7 +201,7 @@ def main() -> None:
         st.caption(f"Analysing a {image.shape[1]}×{image.shape[0]} copy of the "
                    f"{pixels.shape[1]}×{pixels.shape[0]} original.")
     image_key = f"{key}|{image.shape}"
-    stamp = shared.weights_stamp(model)
+    stamp = weights.stamp(model)
     try:
         with st.spinner("Running the encoder..."):
             view = analysed(image_key, image, model, stamp, quality)

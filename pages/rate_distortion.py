@@ -19,7 +19,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from aecore import anchors, rd, rd_chart
+from aecore import anchors, rd, rd_chart, weights
 from aecore.rd_chart import published_kin
 from aecore.codecs import classical_names, learned_names
 from aecore.io import sample_images
@@ -28,9 +28,8 @@ from pages import shared
 THIS_IMAGE, IMAGE_SET, KODAK = "This image", "A set of images", "Kodak benchmark"
 SCOPES = [THIS_IMAGE, IMAGE_SET, KODAK]
 ANCHOR = "jpeg"
-# The interactive sweep: the learned models' 8 trained levels, and 10 classical qualities
+# The interactive sweep: each learned model's trained levels, and 10 classical qualities
 # (the benchmark sweeps 19): enough points for a smooth curve and a BD-rate, in seconds.
-LEARNED_QUALITIES = rd.DEFAULT_QUALITIES["learned"]
 CLASSICAL_QUALITIES = [5, 10, 20, 30, 40, 50, 60, 70, 80, 90]
 # Larger photos are swept on a copy of at most this many pixels: ~60 encodes each.
 MAX_PIXELS = 1_000_000
@@ -61,14 +60,14 @@ def measure(image_key: str, _image, codec: str, stamp: str, quality: float, perc
 
 
 def qualities(codec: str) -> list[float]:
-    return LEARNED_QUALITIES if codec in learned_names() else CLASSICAL_QUALITIES
+    return rd.sweep_qualities(codec) if codec in learned_names() else CLASSICAL_QUALITIES
 
 
 def sweep(images: dict[str, tuple[str, object]], codecs: list[str], metric: str = "ms_ssim_db") -> list[dict]:
     """Rows of `rd.sweep` for {name: (cache key, pixels)}, measured point by point with a progress bar."""
     plan = [(name, key, pixels, codec, q) for name, (key, pixels) in images.items()
             for codec in codecs for q in qualities(codec)]
-    stamps = {c: shared.weights_stamp(c) if c in learned_names() else "" for c in codecs}
+    stamps = {c: weights.stamp(c) for c in codecs}
     bar = st.progress(0.0, text="Coding and measuring...")
     rows = []
     for i, (name, key, pixels, codec, q) in enumerate(plan):
@@ -113,7 +112,7 @@ def shrunk(key: str, pixels) -> tuple[str, object]:
 def pick_codecs() -> list[str]:
     options = learned_names() + classical_names()
     return st.multiselect("Codecs", options, default=rd.default_codecs(), key="rd_codecs", format_func=label,
-                          help="Learned models at their 8 trained levels; classical codecs at 10 qualities. "
+                          help="Learned models at each of their trained levels; classical codecs at 10 qualities. "
                                "JPEG is the reference of the BD-rate table. Fine-tuned models can be added here.")
 
 

@@ -62,15 +62,6 @@ def selected_model() -> str | None:
     return name if name in available else default_model(available)
 
 
-def weights_stamp(name: str) -> str:
-    """Changes whenever the named weights file is replaced (e.g. by a fine-tuning run)."""
-    path = weights.available().get(name)
-    if path is None:
-        return ""
-    st_ = path.stat()
-    return f"{path}:{st_.st_mtime_ns}:{st_.st_size}"
-
-
 @st.cache_resource(show_spinner="Loading the codec...", max_entries=8)
 def _load_codec(name: str, stamp: str) -> Codec:
     # `stamp` is only part of the cache key: new weights under the same name load afresh.
@@ -83,7 +74,7 @@ def codec(name: str) -> Codec:
     Codecs are read-only after loading; the learned codec serialises its entropy
     coding internally, so sharing one across sessions is safe.
     """
-    return _load_codec(name, weights_stamp(name) if name in weights.available() else "")
+    return _load_codec(name, weights.stamp(name))
 
 
 # -- images ---------------------------------------------------------------------------------

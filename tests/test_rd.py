@@ -96,7 +96,17 @@ def test_default_qualities_fit_the_codecs():
     for name, cls in CLASSICAL.items():
         lo, hi = cls.quality_range
         assert all(lo <= q <= hi for q in rd.DEFAULT_QUALITIES[name])
-    assert rd.DEFAULT_QUALITIES["learned"] == list(range(1, 9))
+
+
+def test_learned_weights_sweep_their_own_levels(user_weights):
+    """The level count comes from the model: weights trained on 5 levels sweep 1..5."""
+    from aecore import weights
+    from aecore.models import ModelConfig, build_model, lambda_ladder
+    assert rd.sweep_qualities("tiny-hyper") == list(range(1, 9))
+    five = build_model(ModelConfig(channels=8, latent_channels=12, lambdas=lambda_ladder(0.001, 0.05, 5)))
+    weights.save(five, "five-levels", user_weights)
+    assert rd.default_plan(["five-levels", "jpeg"]) == {"five-levels": [1, 2, 3, 4, 5],
+                                                      "jpeg": rd.DEFAULT_QUALITIES["jpeg"]}
 
 
 def test_bd_rate_by_ssimulacra2_on_known_curves():

@@ -6,7 +6,6 @@ weights hash, so a stream decodes only with the weights that made it.
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -35,7 +34,7 @@ class LearnedCodec(Codec):
     def __init__(self, name: str):
         self.name = name
         self.path = weights.available()[name]
-        self._stamp = _stamp(self.path)
+        self._stamp = weights.stamp(name)
         self.model, self.card = weights.load(name)
         self.hash = bytes.fromhex(self.card["sha256"])[:8]
         self.label = self.card.get("label", f"{name} (learned)")
@@ -45,8 +44,7 @@ class LearnedCodec(Codec):
 
     def is_current(self) -> bool:
         """False once the weights file on disk has been replaced or another folder wins."""
-        path = weights.available().get(self.name)
-        return path == self.path and _stamp(path) == self._stamp
+        return weights.stamp(self.name) == self._stamp
 
     def exclusive(self):
         return fixed_threads()  # the coding lock (re-entrant: compress and decompress take it again)
@@ -93,11 +91,6 @@ class LearnedCodec(Codec):
                              f"{padded / 1e6:.1f} megapixels, above {PADDED_AREA_FACTOR}x the "
                              f"{limit / 1e6:.1f} megapixel limit; crop it to a less extreme shape "
                              f"or raise {io.MAX_PIXELS_ENV}")
-
-
-def _stamp(path: Path) -> tuple:
-    st = path.stat()
-    return st.st_ino, st.st_mtime_ns, st.st_size
 
 
 def decode_any(data: bytes) -> np.ndarray:
