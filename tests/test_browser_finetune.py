@@ -17,7 +17,7 @@ from aecore import jobs
 from .test_browser import CHROMIUM_ARGS, streamlit_server, tiny_weights_folder
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
-FINISH_TIMEOUT = 120  # seconds: worker start, 20 steps, hold-out evaluation, on a busy 2-core machine
+FINISH_TIMEOUT = 600  # seconds: a bound on a stuck job, not a speed target (a busy 2-core machine took over 120)
 
 
 def test_fine_tune_page_in_chromium(tmp_path, monkeypatch):
