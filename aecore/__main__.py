@@ -67,14 +67,6 @@ def _read_bytes(path: str) -> bytes:
         raise InputError(f"{path}: cannot read ({e.strerror or e})") from None
 
 
-def _write_bytes(path: str, data: bytes) -> None:
-    from .io import atomic_write
-    try:
-        atomic_write(Path(path), lambda tmp: Path(tmp).write_bytes(data))
-    except OSError as e:
-        raise InputError(f"{path}: cannot write ({e.strerror or e})") from None
-
-
 def _emit(record: dict) -> None:
     print(json.dumps(record), flush=True)
 
@@ -103,59 +95,75 @@ def _native_stderr_held():
         os.close(saved)
 
 
-def _budget(args, height: int, width: int) -> int | None:
-    """The byte budget of --target-size or --target-bpp for an image of this size (None: no target)."""
-    from .target import bpp_budget, parse_size
-    try:
-        if args.target_size is not None:
-            return parse_size(args.target_size)
-        if args.target_bpp is not None:
-            return bpp_budget(args.target_bpp, height, width)
-    except ValueError as e:
-        raise InputError(str(e)) from None
-    return None
+def _paths(args, suffix: str) -> list[tuple[str, str]] | None:
+    """The (input, output) pairs of a batch (--out-dir), or None for the single INPUT OUTPUT form."""
+    from .batch import plan
+    if args.out_dir is None:
+        if len(args.paths) != 2:
+            raise InputError("give INPUT OUTPUT, or several inputs (files or folders) with --out-dir DIR")
+        args.input, args.output = args.paths
+        return None
+    return plan(args.paths, args.out_dir, suffix, {".aec"} if suffix == ".png" else None)
+
+
+def _batch(args, tasks, work, options: dict) -> int:
+    """Runs a batch with a progress line on stderr; the table (or --json) on stdout; 2 if any file failed."""
+    from . import batch
+
+    def progress(done, total, rec):
+        bar = "#" * int(30 * done / total)
+        print(f"\r[{bar:<30}] {done}/{total} {Path(rec['input']).name[:40]:<40}", end="",
+              file=sys.stderr, flush=True)
+
+    with _native_stderr_held() if args.workers == 1 else contextlib.nullcontext():
+        records = batch.run(tasks, work, options, workers=args.workers, skip_existing=args.skip_existing,
+                            progress=progress)
+    print(file=sys.stderr)
+    summary = batch.summary(records)
+    if args.json:
+        _emit({"files": records, "summary": summary})
+    else:
+        print(batch.table(records), flush=True)
+    for r in records:
+        if r["status"] == "failed":
+            print(f"aecore: {r['error']}", file=sys.stderr)
+    if summary["failed"]:
+        print(f"aecore: {len(summary['failed'])} of {len(records)} files failed: "
+              f"{', '.join(summary['failed'])}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def cmd_compress(args) -> int:
+    from .batch import compress_file
     from .codecs import get_codec
-    from .compare import SSIMULACRA2_PIXELS, scaled_ssimulacra2
-    from .io import load_image
-    from .measure import measure
-    from .target import fit
+    from .target import parse_size
     from .weights import DEFAULT_MODEL
 
-    with _native_stderr_held():
-        loaded = load_image(args.input, name=Path(args.input).name)
     codec = get_codec(args.codec or DEFAULT_MODEL)
-    budget = _budget(args, loaded.height, loaded.width)
-    data = None
-    if budget is None:
-        quality = codec.default_quality if args.quality is None else args.quality
-    else:
-        quality, data = fit(codec, loaded.pixels, budget)
-    m = measure(codec, loaded.pixels, quality, data=data, perceptual=False)
-    _write_bytes(args.output, m.data)
-    # SSIMULACRA 2 as the Compare page scores it: on a copy of at most 1 MP (minutes and
-    # gigabytes at full size on a 12 MP photo); the notes say when the copy is smaller.
-    metrics = {**m.metrics, "ssimulacra2": scaled_ssimulacra2(loaded.pixels, m.decoded)}
-    notes = loaded.notes + ([f"SSIMULACRA 2 scored on a copy of at most {SSIMULACRA2_PIXELS / 1e6:g} MP"]
-                            if loaded.width * loaded.height > SSIMULACRA2_PIXELS else [])
-    _emit({"input": args.input, "output": args.output, "codec": codec.name, "quality": m.quality,
-           "width": loaded.width, "height": loaded.height, **metrics,
-           "encode_ms": round(m.encode_ms, 1), "decode_ms": round(m.decode_ms, 1),
-           "notes": notes})
-    return 0
+    try:
+        size = None if args.target_size is None else parse_size(args.target_size)
+        if args.target_bpp is not None and not 0 < args.target_bpp < float("inf"):
+            raise ValueError(f"bits per pixel must be a positive number, got {args.target_bpp}")
+    except ValueError as e:
+        raise InputError(str(e)) from None
+    options = {"codec": codec.name, "quality": args.quality, "target_size": size, "target_bpp": args.target_bpp}
+    tasks = _paths(args, "." + codec.extension)
+    if tasks is None:
+        with _native_stderr_held():
+            _emit(compress_file(args.input, args.output, options))
+        return 0
+    return _batch(args, tasks, compress_file, {**options, "perceptual": False})
 
 
 def cmd_decompress(args) -> int:
-    from .codecs.learned import decode_any
-    from .io import to_png_bytes
+    from .batch import decompress_file
 
-    pixels = decode_any(_read_bytes(args.input))
-    _write_bytes(args.output, to_png_bytes(pixels))
-    _emit({"input": args.input, "output": args.output, "width": pixels.shape[1], "height": pixels.shape[0],
-           "channels": 1 if pixels.ndim == 2 else 3})
-    return 0
+    tasks = _paths(args, ".png")
+    if tasks is None:
+        _emit(decompress_file(args.input, args.output, {}))
+        return 0
+    return _batch(args, tasks, decompress_file, {})
 
 
 def cmd_info(args) -> int:
@@ -315,9 +323,9 @@ def main(argv=None) -> int:
 
     p = sub.add_parser("codecs", help="list codecs, one JSON object per line")
     p.set_defaults(func=cmd_codecs)
-    p = sub.add_parser("compress", help="compress an image; prints size and quality metrics as JSON")
-    p.add_argument("input")
-    p.add_argument("output")
+    p = sub.add_parser("compress", help="compress an image (prints size and metrics as JSON), or many with --out-dir")
+    p.add_argument("paths", nargs="+", metavar="PATH",
+                   help="INPUT OUTPUT, or with --out-dir any number of image files and folders")
     p.add_argument("--codec", help="codec name (default: the default learned model)")
     size = p.add_mutually_exclusive_group()
     size.add_argument("--quality", type=float, help="quality (learned: 1 to the model's level count; classical 1..100)")
@@ -326,10 +334,17 @@ def main(argv=None) -> int:
     size.add_argument("--target-bpp", type=float, metavar="BPP",
                       help="the best quality whose file fits in BPP bits per pixel (the whole file)")
     p.set_defaults(func=cmd_compress)
-    p = sub.add_parser("decompress", help="decode an .aec stream to PNG")
-    p.add_argument("input")
-    p.add_argument("output")
+    p = sub.add_parser("decompress", help="decode an .aec stream to PNG, or many with --out-dir")
+    p.add_argument("paths", nargs="+", metavar="PATH",
+                   help="INPUT OUTPUT, or with --out-dir any number of .aec files and folders")
     p.set_defaults(func=cmd_decompress)
+    for p in (sub.choices["compress"], p):
+        p.add_argument("--out-dir", metavar="DIR",
+                       help="write every output here, keeping the folders' trees (a batch)")
+        p.add_argument("--workers", type=int, default=2, help="worker processes of a batch (default: %(default)s)")
+        p.add_argument("--skip-existing", action="store_true",
+                       help="leave out files whose output is already there (rerunning an interrupted batch)")
+        p.add_argument("--json", action="store_true", help="a batch's records and summary as one JSON object")
     p = sub.add_parser("info", help="print an .aec header as JSON")
     p.add_argument("input")
     p.set_defaults(func=cmd_info)

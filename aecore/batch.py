@@ -1,0 +1,179 @@
+"""Many files in one command: compress or decompress a list of files and folders.
+
+    tasks = plan(["photos/", "extra.jpg"], "out/", suffix=".aec")      # folder trees keep their paths
+    records = run(tasks, compress_file, {"codec": "hyperprior", "target_size": 25000}, workers=2)
+    summary(records)   # files, bytes in and out, mean bpp, mean PSNR
+
+Files are coded in a pool of worker processes (each loads the model once, on its first
+file); a file that fails is recorded with its one-line error and the rest go on. Outputs
+are written atomically, so after an interrupted run `skip_existing` skips exactly the
+files already done. The command line and single-file use run the same `compress_file`.
+"""
+from __future__ import annotations
+
+from concurrent.futures import ProcessPoolExecutor, as_completed
+import math
+import multiprocessing
+import os
+from pathlib import Path
+
+from .io import IMAGE_SUFFIXES
+
+# What a failing file may raise: reported against that file, never stopping the others.
+_FILE_ERRORS = (ValueError, OSError, MemoryError)
+
+
+def plan(inputs: list[str], out_dir: str, suffix: str, wanted: set[str] | None = None) -> list[tuple[str, str]]:
+    """(source, destination) pairs: files as given, folders walked (sorted) for `wanted`
+    suffixes; each destination is `out_dir`/its path below the folder named, with `suffix`."""
+    wanted = IMAGE_SUFFIXES if wanted is None else wanted
+    out, tasks = Path(out_dir), []
+    for given in inputs:
+        root = Path(given)
+        if root.is_dir():
+            files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in wanted
+                           and not p.name.startswith("."))
+            tasks += [(str(p), str((out / p.relative_to(root)).with_suffix(suffix))) for p in files]
+        else:  # a missing file is reported as that file's failure
+            tasks.append((given, str((out / root.name).with_suffix(suffix))))
+    return tasks
+
+
+def compress_file(source: str, output: str, options: dict) -> dict:
+    """Codes one image to `output` at options' quality or within its target size; returns the record."""
+    from .codecs import get_codec
+    from .compare import SSIMULACRA2_PIXELS, scaled_ssimulacra2
+    from .io import atomic_write, load_image
+    from .measure import measure
+    from .target import bpp_budget, fit
+    from .weights import DEFAULT_MODEL
+
+    loaded = load_image(source, name=Path(source).name)
+    codec = get_codec(options.get("codec") or DEFAULT_MODEL)
+    data = None
+    if options.get("target_size") is not None:
+        quality, data = fit(codec, loaded.pixels, options["target_size"])
+    elif options.get("target_bpp") is not None:
+        quality, data = fit(codec, loaded.pixels, bpp_budget(options["target_bpp"], loaded.height, loaded.width))
+    else:
+        quality = codec.default_quality if options.get("quality") is None else options["quality"]
+    m = measure(codec, loaded.pixels, quality, data=data, perceptual=False)
+    data, decoded = m.data, m.decoded
+    atomic_write(Path(output), lambda tmp: Path(tmp).write_bytes(data))
+    metrics = dict(m.metrics)
+    notes = list(loaded.notes)
+    if options.get("perceptual", True):
+        # SSIMULACRA 2 as the Compare page scores it: on a copy of at most 1 MP (minutes and
+        # gigabytes at full size on a 12 MP photo); the notes say when the copy is smaller.
+        metrics["ssimulacra2"] = scaled_ssimulacra2(loaded.pixels, decoded)
+        if loaded.width * loaded.height > SSIMULACRA2_PIXELS:
+            notes.append(f"SSIMULACRA 2 scored on a copy of at most {SSIMULACRA2_PIXELS / 1e6:g} MP")
+    return {"input": source, "output": output, "codec": codec.name,
+            "quality": m.quality,
+            "width": loaded.width, "height": loaded.height, "bytes_in": os.path.getsize(source), **metrics,
+            "encode_ms": round(m.encode_ms, 1), "decode_ms": round(m.decode_ms, 1),
+            "notes": notes}
+
+
+def decompress_file(source: str, output: str, options: dict) -> dict:
+    """Decodes one .aec stream to a PNG at `output`; returns the record."""
+    from .codecs.learned import decode_any
+    from .io import atomic_write, to_png_bytes
+
+    stream = Path(source).read_bytes()
+    pixels = decode_any(stream)
+    png = to_png_bytes(pixels)
+    atomic_write(Path(output), lambda tmp: Path(tmp).write_bytes(png))
+    h, w = pixels.shape[:2]
+    return {"input": source, "output": output, "width": w, "height": h, "channels": 1 if pixels.ndim == 2 else 3,
+            "bytes_in": len(stream), "bytes": len(png), "bpp": 8 * len(stream) / (h * w)}
+
+
+def _guarded(work, source: str, output: str, options: dict) -> dict:
+    """work(...), with a failure turned into a record naming the file (nothing else is lost)."""
+    try:
+        return {"status": "done", **work(source, output, options)}
+    except FileNotFoundError:
+        return {"status": "failed", "input": source, "output": output, "error": f"{source}: no such file"}
+    except _FILE_ERRORS as e:
+        message = str(e) if Path(source).name in str(e) else f"{source}: {e}"
+        return {"status": "failed", "input": source, "output": output, "error": message}
+
+
+def _worker_start(threads: int) -> None:
+    import torch
+    torch.set_num_threads(threads)
+
+
+def run(tasks: list[tuple[str, str]], work, options: dict, workers: int = 2, skip_existing: bool = False,
+        progress=None) -> list[dict]:
+    """One record per task, in task order: status "done", "skipped" (output there already) or
+    "failed" (with `error`). `progress(done, total, record)` after each file. With one
+    worker (or one file) everything runs in this process."""
+    records: list[dict | None] = [None] * len(tasks)
+    todo = []
+    for i, (src, dst) in enumerate(tasks):
+        if skip_existing and Path(dst).exists():
+            records[i] = {"status": "skipped", "input": src, "output": dst}
+        else:
+            todo.append(i)
+    finished = len(tasks) - len(todo)
+
+    def record(i: int, rec: dict) -> None:
+        nonlocal finished
+        records[i] = rec
+        finished += 1
+        if progress:
+            progress(finished, len(tasks), rec)
+
+    workers = max(1, min(workers, len(todo)))
+    if workers == 1:
+        for i in todo:
+            record(i, _guarded(work, *tasks[i], options))
+        return records
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_worker_start, initargs=(threads,)) as pool:
+        futures = {pool.submit(_guarded, work, *tasks[i], options): i for i in todo}
+        for future in as_completed(futures):
+            i = futures[future]
+            try:
+                rec = future.result()
+            except Exception as e:  # the worker died (killed, out of memory): that file failed
+                rec = {"status": "failed", "input": tasks[i][0], "output": tasks[i][1],
+                       "error": f"{tasks[i][0]}: worker stopped ({type(e).__name__}: {e})"}
+            record(i, rec)
+    return records
+
+
+def summary(records: list[dict]) -> dict:
+    """Counts, total bytes in and out, mean bpp and mean PSNR (over the files done in this run)."""
+    done = [r for r in records if r["status"] == "done"]
+    psnr = [r["psnr"] for r in done if "psnr" in r and math.isfinite(r["psnr"])]
+    return {"files": len(records), "done": len(done),
+            "skipped": sum(r["status"] == "skipped" for r in records),
+            "failed": [r["input"] for r in records if r["status"] == "failed"],
+            "bytes_in": sum(r["bytes_in"] for r in done), "bytes_out": sum(r["bytes"] for r in done),
+            "mean_bpp": sum(r["bpp"] for r in done) / len(done) if done else math.nan,
+            "mean_psnr": sum(psnr) / len(psnr) if psnr else math.nan}
+
+
+def table(records: list[dict]) -> str:
+    """The per-file lines and the summary, as text for a terminal."""
+    lines = [f"{'file':<40} {'status':<8} {'quality':>7} {'bytes':>9} {'bpp':>7} {'PSNR':>6}"]
+    for r in records:
+        if r["status"] == "done":
+            q = f"{r['quality']:g}" if "quality" in r else ""
+            psnr = f"{r['psnr']:.2f}" if "psnr" in r else ""
+            lines.append(f"{_short(r['input']):<40} {'done':<8} {q:>7} {r['bytes']:>9} {r['bpp']:>7.3f} {psnr:>6}")
+        else:
+            lines.append(f"{_short(r['input']):<40} {r['status']:<8}" + (f" {r['error']}" if "error" in r else ""))
+    s = summary(records)
+    lines.append(f"{s['done']} of {s['files']} files done, {s['skipped']} skipped, {len(s['failed'])} failed; "
+                 f"{s['bytes_in']} bytes in, {s['bytes_out']} out; mean {s['mean_bpp']:.3f} bpp"
+                 + (f", mean PSNR {s['mean_psnr']:.2f} dB" if math.isfinite(s["mean_psnr"]) else ""))
+    return "\n".join(lines)
+
+
+def _short(path: str, width: int = 40) -> str:
+    return path if len(path) <= width else "..." + path[-(width - 3):]

@@ -1,0 +1,72 @@
+"""Batches: folders in, trees out, a table, a failing file skipped and named, reruns that skip."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+import subprocess
+import sys
+
+import numpy as np
+from PIL import Image
+
+from aecore import batch
+from aecore.codecs import get_codec
+from aecore.io import load_image
+
+
+def _photo_tree(root, photo):
+    (root / "a" / "b").mkdir(parents=True)
+    Image.fromarray(photo).save(root / "one.png")
+    Image.fromarray(photo[:64, :80]).save(root / "a" / "two.jpg", quality=95)
+    Image.fromarray(np.ascontiguousarray(photo[::-1])).save(root / "a" / "b" / "three.png")
+    (root / "a" / "broken.jpg").write_bytes(b"\xff\xd8\xff" + b"not really a jpeg" * 10)
+    (root / "notes.txt").write_text("not an image, not picked up")
+
+
+def _run(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "aecore", *map(str, args)], capture_output=True, text=True,
+                          env=env)
+
+
+def test_plan_keeps_the_tree_below_each_folder(tmp_path, photo):
+    _photo_tree(tmp_path / "in", photo)
+    tasks = batch.plan([str(tmp_path / "in"), "loose.png"], str(tmp_path / "out"), ".aec")
+    rel = [Path(dst).relative_to(tmp_path / "out").as_posix() for _, dst in tasks]
+    assert rel == ["a/b/three.aec", "a/broken.aec", "a/two.aec", "one.aec", "loose.aec"]
+
+
+def test_a_folder_to_a_target_size_with_one_corrupt_file(tmp_path, photo, user_weights):
+    _photo_tree(tmp_path / "in", photo)
+    out = tmp_path / "out"
+    proc = _run("compress", tmp_path / "in", "--out-dir", out, "--codec", "tiny-hyper", "--target-size", "3KB",
+                "--json")
+    assert proc.returncode == 2, proc.stderr
+    assert "broken.jpg" in proc.stderr.strip().splitlines()[-1] and "1 of 4 files failed" in proc.stderr
+    result = json.loads(proc.stdout)
+    done = [r for r in result["files"] if r["status"] == "done"]
+    assert len(done) == 3 and result["summary"]["failed"] == [str(tmp_path / "in" / "a" / "broken.jpg")]
+    codec = get_codec("tiny-hyper")
+    for r in done:
+        data = open(r["output"], "rb").read()
+        assert len(data) == r["bytes"] <= 3000
+        original = load_image(r["input"]).pixels
+        assert codec.decode(data).shape == original.shape
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.aec")) == ["a/b/three.aec", "a/two.aec",
+                                                                                "one.aec"]
+    assert result["summary"]["bytes_out"] == sum(r["bytes"] for r in done)
+    assert np.isclose(result["summary"]["mean_bpp"], np.mean([r["bpp"] for r in done]))
+
+    # Rerun: what is done is skipped, the broken file fails again; decompress the tree back.
+    again = _run("compress", tmp_path / "in", "--out-dir", out, "--codec", "tiny-hyper", "--target-size", "3KB",
+                 "--skip-existing")
+    assert again.returncode == 2 and "3 skipped, 1 failed" in again.stdout
+    back = _run("decompress", out, "--out-dir", tmp_path / "png", "--workers", "1")
+    assert back.returncode == 0, back.stderr
+    decoded = np.asarray(Image.open(tmp_path / "png" / "a" / "b" / "three.png"))
+    assert np.array_equal(decoded, codec.decode((out / "a" / "b" / "three.aec").read_bytes()))
+    assert "3 of 3 files done" in back.stdout
+
+
+def test_several_inputs_need_an_out_dir(tmp_path, photo):
+    proc = _run("compress", "a.png", "b.png", "c.png")
+    assert proc.returncode == 2 and "--out-dir" in proc.stderr
