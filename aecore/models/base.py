@@ -22,6 +22,15 @@ def lambda_ladder(low: float, high: float, levels: int = LEVELS) -> tuple[float,
     return tuple(round(low * ratio ** i, 6) for i in range(levels))
 
 
+
+def quality_lambda(lambdas, quality: float) -> float:
+    """The trade-off of a continuous quality: log-lambda interpolated between the two
+    neighbouring levels, as the gain units interpolate their log-gains."""
+    pos = min(max(float(quality) - 1, 0.0), len(lambdas) - 1)
+    low = min(int(math.floor(pos)), len(lambdas) - 2)
+    t = pos - low
+    return math.exp(math.log(lambdas[low]) * (1 - t) + math.log(lambdas[low + 1]) * t)
+
 # Trade-offs of the quality levels (loss = bpp + lambda * 255^2 * MSE), chosen so that
 # quality 1..LEVELS spans about 0.15 to 1.3 bpp on Kodak.
 LAMBDAS = lambda_ladder(0.0006, 0.06)
@@ -186,14 +195,17 @@ class CompressionModel(nn.Module):
         pw = (-w) % self.stride
         return F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
 
-    def analyse(self, x: torch.Tensor, quality: float, stages: bool = False) -> Analysis:
-        """The latents of one padded image (1, 3, H, W); `stages`: keep the pooling stages' maps."""
+    def analyse(self, x: torch.Tensor, quality: float, stages: bool = False,
+                latents: dict | None = None) -> Analysis:
+        """The latents of one padded image (1, 3, H, W); `stages`: keep the pooling stages' maps.
+        `latents` ({name: unrounded values after the gains}) replaces the analysis transforms'
+        output: a refined encode (`aecore.refine`) codes its own latents through the same path."""
         raise NotImplementedError
 
     @deterministic
-    def compress(self, x: torch.Tensor, quality: float) -> list[bytes]:
+    def compress(self, x: torch.Tensor, quality: float, latents: dict | None = None) -> list[bytes]:
         """One entropy-coded section per latent, in the order `analyse` lists them."""
-        return [latent.compress() for latent in self.analyse(self.pad(x), quality).latents]
+        return [latent.compress() for latent in self.analyse(self.pad(x), quality, latents=latents).latents]
 
     def analysis(self, x: torch.Tensor, stages: list | None = None) -> torch.Tensor:
         """g_a over a padded image, tiled for large inputs (float32 out). `stages`, when given

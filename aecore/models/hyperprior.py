@@ -28,6 +28,7 @@ HYPER_FACTOR = 4  # z is 4x4 times coarser than y: h_a and h_s have two stride-2
 @register_model("hyperprior")
 class Hyperprior(CompressionModel):
     stride = LATENT_FACTOR * HYPER_FACTOR  # z's grid
+    coded_latents = ("y", "z")  # what `analyse` takes as `latents` and `relaxed` takes
 
     def __init__(self, config: ModelConfig):
         super().__init__(config)
@@ -70,16 +71,32 @@ class Hyperprior(CompressionModel):
         self.z_density.coding_tables()
         self.y_conditional.coding_tables()
 
-    def analyse(self, x: torch.Tensor, quality: float, stages: bool = False) -> Analysis:
+    def analyse(self, x: torch.Tensor, quality: float, stages: bool = False,
+                latents: dict | None = None) -> Analysis:
         """z (factorized) then y (Gaussian given z): the order the decoder reads them."""
         q = self.quality_tensor(quality, 1)
-        y = self.analysis(x) * self.gain.gain(q)
-        z = self.h_a(y) * self.hyper_gain.gain(q)
+        if latents is None:
+            y = self.analysis(x) * self.gain.gain(q)
+            z = self.h_a(y) * self.hyper_gain.gain(q)
+        else:
+            y, z = latents["y"], latents["z"]
         z_symbols = torch.round(z).clamp(-self.z_density.radius, self.z_density.radius)
         mean, scale = self.entropy_parameters(z_symbols * self.hyper_gain.inverse_gain(q))
         return Analysis([Latent("z", self.stride, z, z_symbols, self.z_density),
                          Latent("y", LATENT_FACTOR, y, torch.round(y - mean), self.y_conditional,
                                 {"mean": mean, "scale": scale})])
+
+    def relaxed(self, latents: dict, quality: float, rounding) -> tuple[torch.Tensor, torch.Tensor]:
+        """Bits and padded reconstruction of unrounded latents {"y", "z"} under `rounding`
+        (soft while refining at encode time, torch.round for what the decoder will see):
+        z is rounded, then y - mean around the means that z predicts, as in `analyse`."""
+        q = self.quality_tensor(quality, 1)
+        z = rounding(latents["z"])
+        mean, scale = self.entropy_parameters(z * self.hyper_gain.inverse_gain(q))
+        y = rounding(latents["y"] - mean) + mean
+        bits = -(torch.log2(self.z_density.likelihood(z)).sum()
+                 + torch.log2(self.y_conditional.likelihood(y, mean, scale)).sum())
+        return bits, self.synthesis(y * self.gain.inverse_gain(q))
 
     @deterministic
     def decompress(self, sections: list[bytes], height: int, width: int, quality: float,

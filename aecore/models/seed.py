@@ -46,6 +46,7 @@ def _up(cin: int, cout: int, depth: int) -> list[nn.Module]:
 @register_model("seed")
 class SeedAutoencoder(CompressionModel):
     stride = LATENT_FACTOR  # y's grid: four 2x2 max-poolings
+    coded_latents = ("y",)
 
     def __init__(self, config: ModelConfig):
         super().__init__(config)
@@ -110,13 +111,21 @@ class SeedAutoencoder(CompressionModel):
     def entropy_tables(self) -> None:
         self.y_density.coding_tables()
 
-    def analyse(self, x: torch.Tensor, quality: float, stages: bool = False) -> Analysis:
+    def analyse(self, x: torch.Tensor, quality: float, stages: bool = False,
+                latents: dict | None = None) -> Analysis:
         """y alone, factorized; `stages`: the encoder's maps after each max-pooling."""
         q = self.quality_tensor(quality, 1)
         maps = [] if stages else None
-        y = self.analysis(x, maps) * self.gain.gain(q)
+        y = self.analysis(x, maps) * self.gain.gain(q) if latents is None else latents["y"]
         symbols = torch.round(y).clamp(-self.y_density.radius, self.y_density.radius)
         return Analysis([Latent("y", LATENT_FACTOR, y, symbols, self.y_density)], maps or [])
+
+    def relaxed(self, latents: dict, quality: float, rounding) -> tuple[torch.Tensor, torch.Tensor]:
+        """Bits and padded reconstruction of an unrounded y under `rounding` (see the hyperprior's)."""
+        q = self.quality_tensor(quality, 1)
+        y = rounding(latents["y"])
+        bits = -torch.log2(self.y_density.likelihood(y)).sum()
+        return bits, self.synthesis(y * self.gain.inverse_gain(q))
 
     @deterministic
     def decompress(self, sections: list[bytes], height: int, width: int, quality: float,
