@@ -45,3 +45,13 @@ def test_cancel_raises_before_coding():
     with pytest.raises(refine.Cancelled, match="after 3 of 50"):
         refine.refine(codec.model, x, 2.0, refine.Schedule(50), progress=progress, cancel=event)
     assert seen == [1, 2, 3]
+
+
+def test_codec_effort_makes_a_stream_the_plain_decoder_reads():
+    codec = get_codec("hyperprior")
+    img = _image(1)
+    data = codec.encode(img, 3.0, effort="balanced")
+    assert data != codec.encode(img, 3.0)
+    assert codec.decode(data).shape == img.shape
+    with pytest.raises(ValueError, match="unknown effort 'max'"):
+        codec.encode(img, 3.0, effort="max")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .. import bitstream, io, weights
+from .. import bitstream, io, refine, weights
 from ..models.base import TILE
 from ..models.entropy import fixed_threads
 from .base import Codec, CodecError, check_image
@@ -49,12 +49,16 @@ class LearnedCodec(Codec):
     def exclusive(self):
         return fixed_threads()  # the coding lock (re-entrant: compress and decompress take it again)
 
-    def encode(self, image: np.ndarray, quality: float) -> bytes:
+    def encode(self, image: np.ndarray, quality: float, effort: str = "fast", progress=None, cancel=None) -> bytes:
+        """`effort` "balanced" or "best" refines the latents first (`aecore.refine`: slower
+        encode, smaller file at the same quality, same decoder); `progress`/`cancel` go to it."""
         image = check_image(image)
         self._check_coded_size(image.shape[0], image.shape[1])
         q = bitstream.quantize_quality(self.check_quality(quality))
         x = torch.tensor(io.to_rgb(image)).permute(2, 0, 1)[None].float().div(255)
-        sections = self.model.compress(x, q)
+        plan = refine.schedule(self.model, effort)
+        sections = self.model.compress(x, q) if plan is None else \
+            refine.refine(self.model, x, q, plan, progress=progress, cancel=cancel).sections
         header = bitstream.Header(model=self.name, weights_hash=self.hash, height=image.shape[0],
                                   width=image.shape[1], quality=q, tile=TILE,
                                   grayscale=image.ndim == 2)
