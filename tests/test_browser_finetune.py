@@ -35,7 +35,7 @@ def test_fine_tune_page_in_chromium(tmp_path, monkeypatch):
                 browser = p.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
                 try:
                     page = browser.new_page(viewport={"width": 1440, "height": 2600})
-                    page.set_default_timeout(45_000)
+                    page.set_default_timeout(120_000)
                     errors, outside = [], []
                     page.on("pageerror", lambda e: errors.append(str(e)))
                     ours = (url, "data:", "blob:", "about:")
