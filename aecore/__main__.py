@@ -1,4 +1,4 @@
-"""Command line: python -m aecore {codecs,compress,decompress,info,rd,report,train,finetune} ...
+"""Command line: python -m aecore COMMAND ... (`--help` lists the commands, `COMMAND --help` their options).
 
 Bad input exits with code 2 and one line on stderr naming the file and the problem;
 internal errors exit with 1.
@@ -16,14 +16,36 @@ import tempfile
 import time
 
 
+def _field_comments(cls) -> dict[str, str]:
+    """{field: the comment after it in the class body}, a comment that continues on the lines
+    below joined: the dataclass's own notes are the options' help, written once."""
+    import inspect
+    import re
+
+    notes, last = {}, None
+    for line in inspect.getsource(cls).splitlines():
+        field = re.match(r"\s+(\w+)\s*:[^#]*?(?:#\s?(.*))?$", line)
+        more = re.match(r"\s+#\s?(.*)$", line)
+        if more and last:
+            notes[last] += " " + more.group(1).strip()
+        elif field and field.group(2):
+            last = field.group(1)
+            notes[last] = field.group(2).strip()
+        else:
+            last = None
+    return notes
+
+
 def _add_dataclass_args(parser: argparse.ArgumentParser, cls, skip=()) -> None:
-    """One --flag per dataclass field (underscores become dashes)."""
+    """One --flag per dataclass field (underscores become dashes), its comment the help."""
+    notes = _field_comments(cls)
     for f in dataclasses.fields(cls):
         if f.name in skip:
             continue
         flag = "--" + f.name.replace("_", "-")
+        note = notes.get(f.name, "").replace("%", "%%")
         if str(f.type) in ("bool", "<class 'bool'>"):  # a switch: off unless given
-            parser.add_argument(flag, dest=f.name, action="store_true")
+            parser.add_argument(flag, dest=f.name, action="store_true", help=note)
             continue
         if str(f.type).startswith("int"):  # int, or int | None (left out: None)
             kind = int
@@ -33,7 +55,9 @@ def _add_dataclass_args(parser: argparse.ArgumentParser, cls, skip=()) -> None:
             kind = str
         required = f.default is dataclasses.MISSING
         parser.add_argument(flag, dest=f.name, type=kind, required=required,
-                            default=None if required else f.default)
+                            default=None if required else f.default,
+                            help=note if f.default in (dataclasses.MISSING, None, "")
+                            else f"{note} (default: %(default)s)".lstrip())
 
 
 def cmd_train(args) -> int:
@@ -62,7 +86,10 @@ class InputError(Exception):
 
 def _read_bytes(path: str) -> bytes:
     try:
-        return Path(path).read_bytes()
+        with open(path, "rb") as f:  # open(), not Path: messages name the path as given
+            return f.read()
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
     except OSError as e:
         raise InputError(f"{path}: cannot read ({e.strerror or e})") from None
 
@@ -134,13 +161,28 @@ def _batch(args, tasks, work, options: dict) -> int:
     return 0
 
 
+def _output_codec(args) -> tuple[str, str | None]:
+    """(codec, a line to say once the file is written): --codec, or for one INPUT OUTPUT the
+    codec OUTPUT's extension names; an extension of another format is refused (exit 2)."""
+    from .batch import output_codec
+    from .codecs import get_codec
+    from .weights import DEFAULT_MODEL
+
+    if args.out_dir is not None or len(args.paths) != 2:  # a batch names its outputs itself
+        return get_codec(args.codec or DEFAULT_MODEL).name, None
+    try:
+        return output_codec(args.codec, args.paths[1])
+    except ValueError as e:
+        raise InputError(str(e)) from None
+
+
 def cmd_compress(args) -> int:
     from .batch import compress_file
     from .codecs import get_codec
     from .target import parse_size
-    from .weights import DEFAULT_MODEL
 
-    codec = get_codec(args.codec or DEFAULT_MODEL)
+    name, said = _output_codec(args)
+    codec = get_codec(name)
     try:
         size = None if args.target_size is None else parse_size(args.target_size)
         if args.target_bpp is not None and not 0 < args.target_bpp < float("inf"):
@@ -152,16 +194,24 @@ def cmd_compress(args) -> int:
     if tasks is None:
         with _native_stderr_held():
             _emit(compress_file(args.input, args.output, options))
+        if said:
+            print(f"aecore: {said}", file=sys.stderr)
         return 0
     return _batch(args, tasks, compress_file, {**options, "perceptual": False})
 
 
 def cmd_decompress(args) -> int:
-    from .batch import decompress_file
+    from .batch import decoded_format, decompress_file
 
     tasks = _paths(args, ".png")
     if tasks is None:
+        try:
+            kind = decoded_format(args.output)  # refused before the stream is read
+        except ValueError as e:
+            raise InputError(str(e)) from None
         _emit(decompress_file(args.input, args.output, {}))
+        if kind != "PNG":
+            print(f"aecore: {args.output}: wrote {kind}", file=sys.stderr)
         return 0
     return _batch(args, tasks, decompress_file, {})
 
@@ -210,15 +260,15 @@ def _report_images(args) -> dict:
                            and not p.name.startswith("."))
             if not found:
                 raise InputError(f"{source}: no images found in this folder")
-            paths += found
+            paths += [(p, str(p)) for p in found]
         else:
-            paths.append(path)
+            paths.append((path, source))  # messages name it as given
     images = {}
-    stems = [p.stem for p in paths]
+    stems = [p.stem for p, _ in paths]
     with _native_stderr_held():
-        for path in paths:  # named by stem, as `rd` names them, unless two files share one
+        for path, shown in paths:  # named by stem, as `rd` names them, unless two files share one
             name = path.stem if stems.count(path.stem) == 1 else str(path)
-            images[name] = load_image(path, name=path.name).pixels
+            images[name] = load_image(path, name=shown).pixels
     if args.samples:
         samples = sample_images()
         wanted = list(samples) if args.samples == "all" else args.samples.split(",")
@@ -334,7 +384,8 @@ def main(argv=None) -> int:
     size.add_argument("--target-bpp", type=float, metavar="BPP",
                       help="the best quality whose file fits in BPP bits per pixel (the whole file)")
     p.set_defaults(func=cmd_compress)
-    p = sub.add_parser("decompress", help="decode an .aec stream to PNG, or many with --out-dir")
+    p = sub.add_parser("decompress", help="decode an .aec stream to PNG (or .tif, .bmp, .ppm by its extension), "
+                                          "or many with --out-dir")
     p.add_argument("paths", nargs="+", metavar="PATH",
                    help="INPUT OUTPUT, or with --out-dir any number of .aec files and folders")
     p.set_defaults(func=cmd_decompress)
@@ -346,10 +397,10 @@ def main(argv=None) -> int:
                        help="leave out files whose output is already there (rerunning an interrupted batch)")
         p.add_argument("--json", action="store_true", help="a batch's records and summary as one JSON object")
     p = sub.add_parser("info", help="print an .aec header as JSON")
-    p.add_argument("input")
+    p.add_argument("input", help=".aec stream")
     p.set_defaults(func=cmd_info)
     p = sub.add_parser("rd", help="rate-distortion sweep of codecs over a folder of images (CSV)")
-    p.add_argument("--images", required=True)
+    p.add_argument("--images", required=True, help="folder of images to sweep")
     p.add_argument("--codecs", help="comma-separated codec names (default hyperprior,seed,jpeg)")
     p.add_argument("--out", help="CSV file to write (default: standard output)")
     p.set_defaults(func=cmd_rd)
@@ -399,7 +450,8 @@ def main(argv=None) -> int:
     except (InputError, ImageError, CodecError, WeightsError) as e:
         message = str(e)
         source = getattr(args, "input", None)
-        if source and Path(source).name not in message:
+        named = [p for p in (source, getattr(args, "output", None)) if p]
+        if source and not any(Path(p).name in message for p in named):
             message = f"{source}: {message}"
         print(f"aecore: {message}", file=sys.stderr)
         return 2

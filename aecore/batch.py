@@ -39,6 +39,48 @@ def plan(inputs: list[str], out_dir: str, suffix: str, wanted: set[str] | None =
     return tasks
 
 
+# Other spellings of the codecs' file suffixes.
+_SUFFIX_ALIASES = {"jpeg": "jpg", "jpe": "jpg", "heif": "heic", "j2k": "jp2", "jpf": "jp2"}
+# What decompress writes, by the output's suffix (Pillow format names): formats that add no loss
+# of their own; a lossy suffix is refused rather than coding the decode a second time.
+DECODED_FORMATS = {"png": "PNG", "tif": "TIFF", "tiff": "TIFF", "bmp": "BMP", "ppm": "PPM", "pgm": "PPM"}
+
+
+def _suffix(path: str) -> str:
+    suffix = Path(path).suffix.lower().lstrip(".")
+    return _SUFFIX_ALIASES.get(suffix, suffix)
+
+
+def output_codec(codec: str | None, output: str) -> tuple[str, str | None]:
+    """(codec name, a line saying why or None): the codec that writes `output`: `codec`, else
+    the classical one its suffix names, else the default learned model. ValueError when the
+    suffix names another format than that codec writes (its bytes would be mislabelled)."""
+    from .codecs import get_codec
+    from .codecs.base import CLASSICAL
+    from .weights import DEFAULT_MODEL
+
+    suffix, said = _suffix(output), None
+    if codec is None:
+        by_suffix = {cls.extension: name for name, cls in CLASSICAL.items() if cls.is_supported()}
+        if suffix in by_suffix:
+            codec = by_suffix[suffix]
+            said = f"{output}: wrote {codec}, the format its extension names (--codec picks another)"
+    codec = get_codec(codec or DEFAULT_MODEL)
+    if suffix and suffix != codec.extension:
+        raise ValueError(f"{output}: {codec.name} writes .{codec.extension} files, not .{suffix}; "
+                         f"name the output .{codec.extension} or pick the codec with --codec")
+    return codec.name, said
+
+
+def decoded_format(output: str) -> str:
+    """The Pillow format decompress writes to `output` (PNG when it has no suffix); ValueError for others."""
+    suffix = _suffix(output)
+    if suffix and suffix not in DECODED_FORMATS:
+        raise ValueError(f"{output}: decompress writes a lossless image (.png, .tif, .bmp, .ppm), not .{suffix}, "
+                         f"which would add losses of its own; to make a .{suffix}, compress the original")
+    return DECODED_FORMATS.get(suffix, "PNG")
+
+
 def compress_file(source: str, output: str, options: dict) -> dict:
     """Codes one image to `output` at options' quality or within its target size; returns the record."""
     from .codecs import get_codec
@@ -48,7 +90,7 @@ def compress_file(source: str, output: str, options: dict) -> dict:
     from .target import bpp_budget, fit
     from .weights import DEFAULT_MODEL
 
-    loaded = load_image(source, name=Path(source).name)
+    loaded = load_image(source, name=source)  # messages name the path as given
     codec = get_codec(options.get("codec") or DEFAULT_MODEL)
     data = None
     if options.get("target_size") is not None:
@@ -76,13 +118,16 @@ def compress_file(source: str, output: str, options: dict) -> dict:
 
 
 def decompress_file(source: str, output: str, options: dict) -> dict:
-    """Decodes one .aec stream to a PNG at `output`; returns the record."""
+    """Decodes one .aec stream to `output`, in the lossless format its suffix names (PNG by
+    default; see `decoded_format`); returns the record."""
     from .codecs.learned import decode_any
-    from .io import atomic_write, to_png_bytes
+    from .io import atomic_write, to_lossless_bytes
 
-    stream = Path(source).read_bytes()
+    kind = decoded_format(output)
+    with open(source, "rb") as f:  # open(), not Path: a missing file's error names it as given
+        stream = f.read()
     pixels = decode_any(stream)
-    png = to_png_bytes(pixels)
+    png = to_lossless_bytes(pixels, kind)
     atomic_write(Path(output), lambda tmp: Path(tmp).write_bytes(png))
     h, w = pixels.shape[:2]
     return {"input": source, "output": output, "width": w, "height": h, "channels": 1 if pixels.ndim == 2 else 3,

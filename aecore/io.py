@@ -126,9 +126,14 @@ def to_rgb(pixels: np.ndarray) -> np.ndarray:
 
 def to_png_bytes(pixels: np.ndarray) -> bytes:
     """Lossless PNG of uint8 RGB or gray pixels (gray stays one channel)."""
+    return to_lossless_bytes(pixels, "PNG")
+
+
+def to_lossless_bytes(pixels: np.ndarray, kind: str) -> bytes:
+    """uint8 RGB or gray pixels in a lossless Pillow format ("PNG", "TIFF", "BMP", "PPM")."""
     _check_pixels(pixels)
     buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(pixels)).save(buf, format="PNG")
+    Image.fromarray(np.ascontiguousarray(pixels)).save(buf, format=kind)
     return buf.getvalue()
 
 
@@ -191,9 +196,9 @@ def load_image_folder_named(folder) -> dict[str, np.ndarray]:
     The stem ("kodim01") labels rows in rate-distortion tables; when two
     files share a stem ("a.png", "a.jpg") the full names are used instead.
     """
-    folder = Path(folder)
+    given, folder = folder, Path(folder)
     if not folder.is_dir():
-        raise ImageError(f"{folder}: no such folder; pass a folder that holds images")
+        raise ImageError(f"{given}: no such folder; pass a folder that holds images")
     # Dot files are skipped: macOS leaves "._photo.jpg" companions that are not images.
     paths = sorted(
         p for p in folder.iterdir()
@@ -201,7 +206,7 @@ def load_image_folder_named(folder) -> dict[str, np.ndarray]:
     )
     if not paths:
         suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
-        raise ImageError(f"{folder}: no images found; add files ending in {suffixes}")
+        raise ImageError(f"{given}: no images found; add files ending in {suffixes}")
     stems = [p.stem for p in paths]
     return {
         (p.stem if stems.count(p.stem) == 1 else p.name): to_rgb(load_image(p).pixels)

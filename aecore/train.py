@@ -41,27 +41,27 @@ class TrainConfig:
     model: str = "hyperprior"                 # architecture of a new model
     out: str = "hyperprior"                   # weights name to export
     init: str | None = None                   # start from these named weights instead of scratch
-    steps: int = 20000
-    batch_size: int = 8
+    steps: int = 20000                        # training steps of the whole run
+    batch_size: int = 8                       # crops per step
     crop: int = 128                           # small crops buy the most progress per CPU-hour early on
-    lr: float = 3e-4
+    lr: float = 3e-4                          # peak learning rate of the transforms
     rate_lr_scale: float = 10.0               # densities and gains learn this much faster: at 1x they
                                               # need tens of thousands of steps to leave their init
-    warmup: int = 200
+    warmup: int = 200                         # steps over which lr rises linearly to its peak
     decay_start: float = 0.75                 # fraction of steps after which lr falls linearly to lr/10
     val_fraction: float = 0.03                # images held out for validation (fixed crops)
     val_data: str | None = None               # folder of validation images; when set, all of data trains
-    val_every: int = 500
-    log_every: int = 25
-    checkpoint_minutes: float = 5.0
+    val_every: int = 500                      # steps between validations
+    log_every: int = 25                       # steps between progress lines
+    checkpoint_minutes: float = 5.0           # a killed run loses at most this much work
     run_dir: str | None = None                # checkpoints and log; default ~/.cache/aecore/runs/OUT
-    weights_dir: str = str(weights_mod.SHIPPED_DIR)
+    weights_dir: str = str(weights_mod.SHIPPED_DIR)  # where the exported weights go
     threads: int = 0                          # torch threads (0 = library default)
-    seed: int = 0
+    seed: int = 0                             # crops, validation split and noise
     quality_min: int = 1                      # range of quality levels drawn per crop
     quality_max: int = 0                      # 0 = the model's top level
-    channels: int = 128
-    latent_channels: int = 192
+    channels: int = 128                       # a new model's feature channels
+    latent_channels: int = 192                # a new model's latent channels
     depth: int = 1                            # seed: convolutions per resolution stage
     lambda_min: float = 0.0                   # with lambda_max: a new geometric lambda ladder
     lambda_max: float = 0.0                   # for the quality levels (0 = keep the model's)

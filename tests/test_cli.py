@@ -214,3 +214,91 @@ def test_compress_scores_ssimulacra2_as_the_compare_page_does_on_large_images(tm
     assert rec["ssimulacra2"] == pytest.approx(scaled_ssimulacra2(big, decoded), abs=1e-9)
     assert rec["ms_ssim"] == pytest.approx(ms_ssim(big, decoded), abs=1e-12)
     assert any("SSIMULACRA 2 scored on a copy of at most 1 MP" in n for n in rec["notes"])
+
+
+def test_compress_refuses_an_output_named_for_another_format(user_weights, photo, tmp_path, capsys):
+    from aecore.__main__ import main
+    src = tmp_path / "in.png"
+    Image.fromarray(photo).save(src)
+    out = tmp_path / "out.png"
+    assert main(["compress", str(src), str(out), "--codec", "tiny-hyper"]) == 2 and not out.exists()
+    assert capsys.readouterr().err == (f"aecore: {out}: tiny-hyper writes .aec files, not .png; "
+                                       "name the output .aec or pick the codec with --codec\n")
+    out = tmp_path / "out.aec"
+    assert main(["compress", str(src), str(out), "--codec", "jpeg"]) == 2 and not out.exists()
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "jpeg writes .jpg files, not .aec" in err
+
+
+def test_compress_writes_the_format_the_extension_names_and_says_so(photo, tmp_path, capsys):
+    from aecore.__main__ import main
+    src = tmp_path / "in.png"
+    Image.fromarray(photo).save(src)
+    for name, magic in (("out.webp", lambda b: b[8:12] == b"WEBP"), ("out.jpeg", lambda b: b[:3] == b"\xff\xd8\xff")):
+        assert main(["compress", str(src), str(tmp_path / name), "--quality", "60.4"]) == 0
+        captured = capsys.readouterr()
+        codec = "webp" if name.endswith("webp") else "jpeg"
+        assert captured.err == f"aecore: {tmp_path / name}: wrote {codec}, the format its extension names " \
+                               "(--codec picks another)\n"
+        assert magic((tmp_path / name).read_bytes())
+        rec = json.loads(captured.out)
+        assert rec["codec"] == codec and rec["quality"] == 60 and isinstance(rec["quality"], int)
+
+
+def test_decompress_writes_lossless_formats_by_extension_and_refuses_lossy_ones(user_weights, photo, tmp_path,
+                                                                              capsys):
+    from aecore.__main__ import main
+    src, aec = tmp_path / "in.png", tmp_path / "s.aec"
+    Image.fromarray(photo).save(src)
+    assert main(["compress", str(src), str(aec), "--codec", "tiny-hyper"]) == 0
+    capsys.readouterr()
+    for lossy in ("o.jpg", "o.webp"):
+        assert main(["decompress", str(aec), str(tmp_path / lossy)]) == 2 and not (tmp_path / lossy).exists()
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"not .{lossy[2:]}" in err
+    assert main(["decompress", str(aec), str(tmp_path / "o.png")]) == 0
+    assert capsys.readouterr().err == ""
+    png = load_image(tmp_path / "o.png").pixels
+    for name, kind in (("o.tif", "TIFF"), ("o.bmp", "BMP"), ("o.ppm", "PPM")):
+        assert main(["decompress", str(aec), str(tmp_path / name)]) == 0
+        assert capsys.readouterr().err == f"aecore: {tmp_path / name}: wrote {kind}\n"
+        with Image.open(tmp_path / name) as im:
+            assert im.format == kind and np.array_equal(np.asarray(im), png)
+
+
+def test_not_found_names_the_path_as_given(user_weights, tmp_path, capsys, monkeypatch):
+    from aecore.__main__ import main
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sub").mkdir()
+    for argv, given in ((["compress", "./sub/../missing.png", "o.jpg"], "./sub/../missing.png"),
+                        (["decompress", "./sub/../missing.aec", "o.png"], "./sub/../missing.aec"),
+                        (["info", "./sub/../missing.aec"], "./sub/../missing.aec"),
+                        (["rd", "--images", "./sub/../none"], "./sub/../none"),
+                        (["report", "./sub/../missing.png", "--codecs", "tiny-hyper,jpeg", "--out", "r", "--no-rd"],
+                         "./sub/../missing.png")):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith(f"aecore: {given}: no such f") and err.count("\n") == 1, err
+
+
+def test_help_lists_every_command_and_every_option_has_help(capsys):
+    from aecore.__main__ import main
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    top = capsys.readouterr().out
+    commands = ("codecs", "compress", "decompress", "info", "rd", "report", "train", "finetune", "export")
+    listed = [line.split()[0] for line in top.splitlines() if line.startswith("    ") and line[4] != " "]
+    assert listed == list(commands)
+    for command in commands:
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        lines = capsys.readouterr().out.splitlines()
+        entries = [i for i, line in enumerate(lines) if line.startswith("  ") and not line.startswith("   ")]
+        # argparse prints an option's help after two spaces on its line, or on the next, deeper one
+        helpless = [lines[i] for i in entries if "  " not in lines[i].strip()
+                    and not (i + 1 < len(lines) and lines[i + 1].startswith(" " * 10))]
+        assert entries and not helpless, (command, helpless)
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    train = capsys.readouterr().out
+    assert "densities and gains learn this much faster: at 1x they need tens of thousands" in " ".join(train.split())

@@ -55,7 +55,7 @@ class JobConfig:
     steps: int = 200                    # the target: 200 steps on 10 images in under 10 minutes
     lr: float = 1e-4                    # a third of the from-scratch rate: adapt, do not forget
     crop: int = 128                     # training crop (multiple of 64); smaller images are left out
-    batch_size: int = 8
+    batch_size: int = 8                 # crops per step
     holdout: int | None = None          # held-out images; None = a fifth of them, at least 1
     quality_min: int = 1                # quality levels drawn while training
     quality_max: int | None = None      # None = the base model's top level
