@@ -324,6 +324,15 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_export_onnx(args) -> int:
+    from .onnx_export import export
+    from .weights import available
+    if args.name not in available():
+        raise InputError(f"no weights named {args.name!r}; available: {', '.join(available())}")
+    _emit({"name": args.name, "out": args.out, "files": export(args.name, args.out)})
+    return 0
+
+
 def cmd_finetune(args) -> int:
     from . import jobs
     from .io import load_image_folder_named
@@ -440,6 +449,11 @@ def main(argv=None) -> int:
     p.add_argument("--out", help="weights name (default: the run name)")
     p.add_argument("--weights-dir", help="destination folder (default: the shipped weights folder)")
     p.set_defaults(func=cmd_export)
+    p = sub.add_parser("export-onnx", help="write a learned model's transforms as ONNX graphs and its entropy "
+                                           "tables as JSON, for decoders without aecore")
+    p.add_argument("name", help="learned weights name (e.g. hyperprior, seed)")
+    p.add_argument("out", help="folder to write the graphs and entropy.json into (created)")
+    p.set_defaults(func=cmd_export_onnx)
 
     args = parser.parse_args(argv)
     from .codecs import CodecError

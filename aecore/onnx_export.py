@@ -1,0 +1,201 @@
+"""ONNX export of a learned model, so that programs without aecore (or Python) can code .aec streams.
+
+`export(name, folder)` writes the model's transforms as ONNX graphs and one JSON file
+(`entropy.json`) with everything else a decoder needs: the gain tables of the continuous
+quality, the entropy models' probability tables, the scale table, and the stream layout.
+`docs/decode_onnx.py` decodes an .aec file with these files, onnxruntime, numpy and
+constriction alone.
+
+The graphs compute what aecore computes. The image transforms (analysis, synthesis) run in
+bfloat16 in aecore (`CompressionModel._fast`), so their graphs take and give float32 but
+round to bfloat16 wherever aecore's bfloat16 copy does (weights, and the output of every
+operation), which brings the decoded pixels within one grey level of aecore's instead of
+two. The hyper transforms run in float32, as in aecore. Gains are not in the graphs: the
+quality is continuous, so the JSON holds the per-level log-gains and the rule that
+interpolates them.
+"""
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+import warnings
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from . import weights
+from .models.base import LATENT_FACTOR, CompressionModel
+from .models.entropy import MAX_RADIUS, SCALE_MIN, SCALE_TABLE, TAIL_SIGMAS, gaussian_tables
+from .models.layers import GDN, lower_bound
+
+FORMAT = "aecore-onnx"
+FORMAT_VERSION = 1
+OPSET = 17
+TABLES_FILE = "entropy.json"
+# The .aec container (aecore.bitstream), for readers without aecore.
+CONTAINER = {
+    "byte_order": "little-endian",
+    "fields": [["magic", 4, "8b 41 45 43"], ["version", 1, "u8, 1"], ["flags", 1, "u8, bit 0: grayscale source"],
+               ["name_length", 1, "u8 n"], ["name", "n", "ASCII model name"],
+               ["weights_sha256_prefix", 8, "first 8 bytes of the weights' sha256"],
+               ["height", 4, "u32"], ["width", 4, "u32"], ["quality", 2, "u16, quality * 1000"],
+               ["tile", 2, "u16, synthesis tile in pixels"], ["sections", 1, "u8 k"],
+               ["section_lengths", "4k", "u32 each"], ["payload", "sum of lengths", "the sections in order"],
+               ["crc32", 4, "u32, zlib CRC-32 of everything before it"]],
+    "padding": "the image is coded padded to multiples of `stride` by repeating its last row and column",
+    "latent_size": "ceil(height / stride) * stride / factor by ceil(width / stride) * stride / factor",
+    "synthesis_tiles": ("the synthesis runs on tiles of tile / latent_factor latent pixels, each with "
+                        "margin / latent_factor latent pixels of context, a single pass when the latent fits one tile"),
+    "pixels": "round(clip(x_hat, 0, 1) * 255) cropped to height x width; grayscale: round(mean of R, G, B)",
+}
+
+
+def _bf16(x: torch.Tensor) -> torch.Tensor:
+    """Rounds float32 to the nearest bfloat16 (two Casts in the graph)."""
+    return x.to(torch.bfloat16).to(torch.float32)
+
+
+class Bfloat16Rounded(nn.Module):
+    """A float32 module that rounds as aecore's bfloat16 copy of a transform does: bfloat16
+    weights and input, float32 accumulation inside each convolution, every operation's output
+    rounded to bfloat16 (GDN's square, normalisation and product separately)."""
+
+    def __init__(self, fast: nn.Sequential):
+        super().__init__()
+        self.layers = copy.deepcopy(fast).float()
+        for layer in self.layers:
+            if isinstance(layer, GDN):  # the bounds aecore applies to its bfloat16 parameters
+                layer.register_buffer("beta_bounded", lower_bound(layer.beta.detach(), 1e-6).float())
+                layer.register_buffer("gamma_bounded", lower_bound(layer.gamma.detach(), 0.0).float()[:, :, None, None])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = _bf16(x)
+        for layer in self.layers:
+            if isinstance(layer, GDN):
+                norm = _bf16(F.conv2d(_bf16(x * x), layer.gamma_bounded, layer.beta_bounded))
+                x = _bf16(_bf16(torch.sqrt(norm) if layer.inverse else torch.rsqrt(norm)) * x)
+            else:
+                x = _bf16(layer(x))
+        return x
+
+
+class EntropyParameters(nn.Module):
+    """The hyperprior's h_s with its output split into the Gaussian's mean and scale."""
+
+    def __init__(self, model: CompressionModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.model.entropy_parameters(z_hat)
+
+
+def graphs(model: CompressionModel) -> dict:
+    """{graph name: (module, input name, input channels, output names, input factor, output factor)}
+    for the architecture; factors are 1/size relative to the padded image."""
+    m, n = model.config.latent_channels, model.config.channels
+    parts = {
+        "analysis": (Bfloat16Rounded(model.fast_copy(model.g_a)), "x", 3, ["y"], 1, LATENT_FACTOR),
+        "synthesis": (Bfloat16Rounded(model.fast_copy(model.g_s)), "y_hat", m, ["x_hat"], LATENT_FACTOR, 1),
+    }
+    if model.arch == "hyperprior":
+        parts["hyper_analysis"] = (model.h_a, "y", m, ["z"], LATENT_FACTOR, model.stride)
+        parts["hyper_synthesis"] = (EntropyParameters(model), "z_hat", n, ["mean", "scale"], model.stride,
+                                    LATENT_FACTOR)
+    elif model.arch != "seed":
+        raise ValueError(f"no ONNX export for architecture {model.arch!r}")
+    return parts
+
+
+def export_graph(module: nn.Module, path: Path, input_name: str, example: torch.Tensor, outputs: list[str]) -> None:
+    """One graph with free batch, height and width. The TorchScript exporter (dynamo=False):
+    it writes one self-contained file about ten times faster than the torch.export one, whose
+    graphs agree with it (both checked against onnxruntime)."""
+    axes = {input_name: {0: "batch", 2: "height", 3: "width"}}
+    axes.update({name: {0: "batch", 2: "out_height", 3: "out_width"} for name in outputs})
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+        torch.onnx.export(module.eval(), (example,), str(path), input_names=[input_name], output_names=outputs,
+                          dynamic_axes=axes, opset_version=OPSET, dynamo=False)
+
+
+def _f32(values) -> list:
+    """float32 values as JSON numbers that parse back to the same float32 (float64 repr of each)."""
+    return torch.as_tensor(values).float().double().tolist()
+
+
+def tables(model: CompressionModel, card: dict, name: str) -> dict:
+    """The JSON document: everything besides the graphs that decoding a stream of `name` needs."""
+    arch = model.arch
+    doc = {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "model": name, "arch": arch,
+        "weights_sha256": card["sha256"], "weights_sha256_prefix": card["sha256"][:16],
+        "levels": model.levels, "quality_range": [1.0, float(model.levels)],
+        "stride": model.stride, "latent_factor": LATENT_FACTOR, "margin": model.margin,
+        "channels": model.config.channels, "latent_channels": model.config.latent_channels,
+        "container": CONTAINER, "graphs": {}, "gains": {}, "latents": [],
+        "quality_rule": ("quality q (the header's u16 / 1000) -> per-channel gains, in float32: "
+                         "pos = clip(q - 1, 0, levels - 1); low = min(floor(pos), levels - 2); t = pos - low; "
+                         "gain = exp(log_gain[low] * (1 - t) + log_gain[low + 1] * t)"),
+        "coder": {
+            "library": "constriction 0.5.0", "coder": "constriction.stream.stack.AnsCoder (32-bit words)",
+            "model": "constriction.stream.model.Categorical(pmf, perfect=False) over symbols 0..len(pmf)-1",
+            "section": "one AnsCoder's compressed words, uint32 little-endian; a well-formed section is "
+                       "used up exactly (AnsCoder.is_empty() after the last symbol)",
+            "symbol": "a coded value v is the symbol v + radius (values clipped to -radius..radius)",
+        },
+    }
+    gain_units = {"y": model.gain} if arch == "seed" else {"y": model.gain, "z": model.hyper_gain}
+    for latent, units in gain_units.items():
+        doc["gains"][latent] = {"log_gain": _f32(units.log_gain.detach()),
+                                "log_inverse_gain": _f32(units.log_inverse_gain.detach())}
+    if arch == "hyperprior":
+        density = model.z_density
+        doc["latents"] = [
+            {"name": "z", "section": 0, "factor": model.stride, "channels": model.config.channels,
+             "entropy_model": "factorized", "radius": density.radius,
+             "pmf": density.pmf_table(density.radius).tolist(),
+             "order": "channel after channel (channel c with pmf[c]), each in raster order",
+             "decode": "z_hat = (symbol - radius) * inverse_gain_z(q)"},
+            {"name": "y", "section": 1, "factor": LATENT_FACTOR, "channels": model.config.latent_channels,
+             "entropy_model": "gaussian_conditional",
+             "scale_table": _f32(SCALE_TABLE), "scale_min": SCALE_MIN, "tail_sigmas": TAIL_SIGMAS,
+             "max_radius": MAX_RADIUS,
+             "radii": [len(p) // 2 for p in gaussian_tables()], "pmfs": [p.tolist() for p in gaussian_tables()],
+             "scale_index": ("the smallest i with scale <= scale_table[i] in float32 (numpy: "
+                             "searchsorted(float32 table, float32 scale, side='left'), clipped to 0..63); "
+                             "scale is hyper_synthesis' output"),
+             "order": ("the latent's C*h*w values (C, h, w raster order) sorted stably by scale index; "
+                       "index i's values coded with pmfs[i] over -radii[i]..radii[i]"),
+             "decode": "y_hat = ((symbol - radius) + mean) * inverse_gain_y(q)"},
+        ]
+    else:
+        density = model.y_density
+        doc["latents"] = [
+            {"name": "y", "section": 0, "factor": LATENT_FACTOR, "channels": model.config.latent_channels,
+             "entropy_model": "factorized", "radius": density.radius,
+             "pmf": density.pmf_table(density.radius).tolist(),
+             "order": "channel after channel (channel c with pmf[c]), each in raster order",
+             "decode": "y_hat = (symbol - radius) * inverse_gain_y(q)"}]
+    return doc
+
+
+def export(name: str, folder: str | Path) -> dict:
+    """Writes NAME's graphs and entropy.json into `folder` (created); returns {file: bytes}."""
+    folder = Path(folder)
+    model, card = weights.load(name)
+    model.eval()
+    folder.mkdir(parents=True, exist_ok=True)
+    doc = tables(model, card, name)
+    for graph, (module, input_name, channels, outputs, factor_in, factor_out) in graphs(model).items():
+        example = torch.zeros(1, channels, max(1, 64 // factor_in), max(2, 128 // factor_in))  # traced; H, W free
+        export_graph(module, folder / f"{graph}.onnx", input_name, example, outputs)
+        doc["graphs"][graph] = {"file": f"{graph}.onnx", "input": input_name, "outputs": outputs,
+                                "input_factor": factor_in, "output_factor": factor_out,
+                                "arithmetic": "bfloat16-rounded" if isinstance(module, Bfloat16Rounded) else "float32"}
+    (folder / TABLES_FILE).write_text(json.dumps(doc))
+    return {p.name: p.stat().st_size for p in sorted(folder.iterdir()) if p.name in
+            {TABLES_FILE, *(g["file"] for g in doc["graphs"].values())}}
+

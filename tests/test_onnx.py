@@ -1,0 +1,121 @@
+"""ONNX export: each graph run by onnxruntime reproduces aecore's PyTorch transform, at a
+Kodak-sized input and an odd one; the JSON tables are the ones aecore codes with."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnxruntime
+import pytest
+import torch
+
+from aecore import onnx_export, weights
+from aecore.models.entropy import SCALE_TABLE, fixed_threads, gaussian_tables, scale_indexes
+
+pytestmark = pytest.mark.shipped
+
+KODAK = (512, 768)   # height, width of a Kodak photo
+ODD = (45, 67)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """{model name: (model, export folder, its entropy.json)} for the shipped models."""
+    out = {}
+    for name in ("hyperprior", "seed"):
+        folder = tmp_path_factory.mktemp(f"onnx_{name}")
+        files = onnx_export.export(name, folder)
+        model, _ = weights.load(name)
+        out[name] = (model.eval(), folder, files, json.loads((folder / "entropy.json").read_text()))
+    return out
+
+
+def photo(height: int, width: int) -> torch.Tensor:
+    """A natural image of any size (scikit-image's astronaut, repeated), padded as the codec pads."""
+    from skimage.data import astronaut
+    a = astronaut()
+    tiled = np.tile(a, (-(-height // a.shape[0]), -(-width // a.shape[1]), 1))[:height, :width]
+    return torch.from_numpy(np.ascontiguousarray(tiled)).permute(2, 0, 1)[None].float().div(255)
+
+
+def run(folder, graph: str, x: torch.Tensor) -> list[np.ndarray]:
+    session = onnxruntime.InferenceSession(str(folder / f"{graph}.onnx"), providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: x.numpy()})
+
+
+def assert_bfloat16_close(got: np.ndarray, want: np.ndarray, steps: float, share: float) -> None:
+    """Both round every operation to bfloat16 and differ in float32 summation order, which now
+    and then rounds a value to the neighbouring bfloat16 (a step of 2^-8 to 2^-7 relative), and
+    that spreads through the later layers: at most `steps` such steps anywhere, and only a
+    `share` of the values differ at all. A plain float32 graph fails this (every value differs)."""
+    assert got.shape == want.shape
+    diff = np.abs(got - want)
+    step = np.abs(want) * 2.0 ** -7 + 2.0 ** -9
+    assert (diff <= steps * step).all(), f"max difference {diff.max()} at {np.unravel_index(diff.argmax(), diff.shape)}"
+    assert (diff > 0).mean() < share, f"{(diff > 0).mean():.1%} of the values differ"
+
+
+@pytest.mark.parametrize("size", [KODAK, ODD], ids=["768x512", "67x45"])
+@pytest.mark.parametrize("name", ["hyperprior", "seed"])
+def test_graphs_reproduce_pytorch(exported, name, size):
+    model, folder, _, doc = exported[name]
+    if name == "seed" and size == KODAK:  # its transforms cost twice the hyperprior's: a smaller stand-in
+        size = (256, 384)
+    x = model.pad(photo(*size))
+    with fixed_threads(), torch.inference_mode():
+        q = model.quality_tensor(5.0, 1)
+        y = model.analysis(x)
+        y_g = y * model.gain.gain(q)
+        y_hat = torch.round(y_g) * model.gain.inverse_gain(q)  # what a decoder gets, near enough
+        x_hat = model.synthesis(y_hat)
+    # The seed's analysis drifts further (half its values, by a few steps); it is the
+    # encoder's side, and the decoder's synthesis stays close.
+    assert_bfloat16_close(run(folder, "analysis", x)[0], y.numpy(), *((6, 0.6) if name == "seed" else (2, 0.2)))
+    assert_bfloat16_close(run(folder, "synthesis", y_hat)[0], x_hat.numpy(), 2, 0.1)
+    assert x_hat.shape[-2:] == x.shape[-2:]
+    if name == "seed":
+        assert set(doc["graphs"]) == {"analysis", "synthesis"}
+        return
+    with fixed_threads(), torch.inference_mode():
+        z = model.h_a(y_g)
+        z_hat = torch.round(z * model.hyper_gain.gain(q)) * model.hyper_gain.inverse_gain(q)
+        mean, scale = model.entropy_parameters(z_hat)
+    (z_onnx,) = run(folder, "hyper_analysis", y_g)
+    np.testing.assert_allclose(z_onnx, z.numpy(), rtol=1e-4, atol=1e-4)
+    mean_onnx, scale_onnx = run(folder, "hyper_synthesis", z_hat)
+    np.testing.assert_allclose(mean_onnx, mean.numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(scale_onnx, scale.numpy(), rtol=1e-4, atol=1e-4)
+    # The scale indexes agree except where a scale lies within float32 noise of a table entry:
+    # the reason a decoder must resolve those (docs/decode_onnx.py does).
+    ours, theirs = scale_indexes(scale[0].numpy()), scale_indexes(scale_onnx[0])
+    table = SCALE_TABLE.astype(np.float32)
+    nearest = np.abs(scale[0].numpy()[..., None] / table - 1).min(axis=-1)
+    assert (nearest[ours != theirs] < 1e-5).all()
+
+
+def test_tables_are_the_coders(exported):
+    """The JSON holds the probability tables aecore's coders are built from, exactly."""
+    model, _, files, doc = exported["hyperprior"]
+    assert set(files) == {"analysis.onnx", "synthesis.onnx", "hyper_analysis.onnx", "hyper_synthesis.onnx",
+                          "entropy.json"}
+    z, y = doc["latents"]
+    assert (z["name"], z["section"], y["name"], y["section"]) == ("z", 0, "y", 1)
+    np.testing.assert_array_equal(np.array(z["pmf"]), model.z_density.pmf_table(model.z_density.radius))
+    assert np.array(y["scale_table"], dtype=np.float32).tobytes() == SCALE_TABLE.astype(np.float32).tobytes()
+    for pmf, want, radius in zip(y["pmfs"], gaussian_tables(), y["radii"]):
+        np.testing.assert_array_equal(np.array(pmf), want)
+        assert len(pmf) == 2 * radius + 1
+    gains = np.array(doc["gains"]["z"]["log_inverse_gain"], dtype=np.float32)
+    assert gains.tobytes() == model.hyper_gain.log_inverse_gain.detach().numpy().tobytes()
+    assert doc["weights_sha256"] == weights.load("hyperprior")[1]["sha256"]
+    seed_model, _, _, seed_doc = exported["seed"]
+    (y_seed,) = seed_doc["latents"]
+    np.testing.assert_array_equal(np.array(y_seed["pmf"]), seed_model.y_density.pmf_table(seed_model.y_density.radius))
+
+
+def test_command_line_names_unknown_weights(tmp_path, capsys):
+    from aecore.__main__ import main
+    assert main(["export-onnx", "no-such-model", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "no weights named 'no-such-model'" in err and "hyperprior" in err
+    assert not (tmp_path / "out").exists()
