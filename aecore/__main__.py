@@ -189,7 +189,8 @@ def cmd_compress(args) -> int:
             raise ValueError(f"bits per pixel must be a positive number, got {args.target_bpp}")
     except ValueError as e:
         raise InputError(str(e)) from None
-    options = {"codec": codec.name, "quality": args.quality, "target_size": size, "target_bpp": args.target_bpp}
+    options = {"codec": codec.name, "quality": args.quality, "target_size": size, "target_bpp": args.target_bpp,
+               "metrics": args.metrics}
     tasks = _paths(args, "." + codec.extension)
     if tasks is None:
         with _native_stderr_held():
@@ -197,7 +198,7 @@ def cmd_compress(args) -> int:
         if said:
             print(f"aecore: {said}", file=sys.stderr)
         return 0
-    return _batch(args, tasks, compress_file, {**options, "perceptual": False})
+    return _batch(args, tasks, compress_file, options)
 
 
 def cmd_decompress(args) -> int:
@@ -392,6 +393,9 @@ def main(argv=None) -> int:
                       help="the best quality whose file fits in SIZE: 25000, 25KB (1000 bytes), 24.4KiB (1024)")
     size.add_argument("--target-bpp", type=float, metavar="BPP",
                       help="the best quality whose file fits in BPP bits per pixel (the whole file)")
+    p.add_argument("--metrics", choices=("fast", "full"), default="fast",
+                   help="fast: size, PSNR, SSIM, MS-SSIM, blockiness (default); full: also SSIMULACRA 2, "
+                        "on a copy of at most 1 MP (about a second more per megapixel)")
     p.set_defaults(func=cmd_compress)
     p = sub.add_parser("decompress", help="decode an .aec stream to PNG (or .tif, .bmp, .ppm by its extension), "
                                           "or many with --out-dir")

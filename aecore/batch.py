@@ -103,10 +103,13 @@ def compress_file(source: str, output: str, options: dict) -> dict:
     data, decoded = m.data, m.decoded
     atomic_write(Path(output), lambda tmp: Path(tmp).write_bytes(data))
     metrics = dict(m.metrics)
+    del metrics["ssimulacra2"]  # unscored (NaN) unless asked for: not a number JSON can hold
     notes = list(loaded.notes)
-    if options.get("perceptual", True):
+    if options.get("metrics") == "full":
         # SSIMULACRA 2 as the Compare page scores it: on a copy of at most 1 MP (minutes and
         # gigabytes at full size on a 12 MP photo); the notes say when the copy is smaller.
+        # Asked for, because it costs more than the rest of the command (a scipy import and
+        # about 0.7 s per megapixel).
         metrics["ssimulacra2"] = scaled_ssimulacra2(loaded.pixels, decoded)
         if loaded.width * loaded.height > SSIMULACRA2_PIXELS:
             notes.append(f"SSIMULACRA 2 scored on a copy of at most {SSIMULACRA2_PIXELS / 1e6:g} MP")

@@ -160,9 +160,11 @@ class Side:
 
 
 def compare_sides(image: np.ndarray, left: Side, right: Side, extra: Side | None = None,
-                  codecs=None) -> Comparison:
+                  codecs=None, perceptual: bool = True) -> Comparison:
     """Codes each side as it asks; a side set to SAME_AS_OTHER is matched to the other side's file
-    (the third column's "other side" is the left one, or the right if the left is the original)."""
+    (the third column's "other side" is the left one, or the right if the left is the original).
+    `perceptual=False` leaves SSIMULACRA 2 unscored (NaN) for `score_perceptual` to fill later:
+    the Compare page shows the slider first and scores it after."""
     resolve = codecs or get_codec
     sides = {"left": left, "right": right, **({"extra": extra} if extra is not None else {})}
     for where, side in sides.items():
@@ -183,15 +185,16 @@ def compare_sides(image: np.ndarray, left: Side, right: Side, extra: Side | None
         codec = resolve(side.codec) if isinstance(side.codec, str) else side.codec
         if side.setting == QUALITY:
             q = codec.default_quality if side.quality is None else side.quality
-            done[where] = code(codec, image, q, note="" if codec.kind == "learned" else f"fixed quality {q:g}")
+            done[where] = code(codec, image, q, note="" if codec.kind == "learned" else f"fixed quality {q:g}",
+                               perceptual=perceptual)
         elif side.setting == TARGET_SIZE:
-            done[where] = matched(codec, image, int(round(side.target_kb * 1000)))
+            done[where] = matched(codec, image, int(round(side.target_kb * 1000)), perceptual=perceptual)
         else:
             other = {"left": "right", "right": "left"}.get(where) or ("left" if left.codec != ORIGINAL else "right")
             if sides[other].codec == ORIGINAL or sides[other].setting == SAME_AS_OTHER:
                 raise ValueError(f"{where} side: 'same size as the other side' needs the other side to be coded "
                                  "at a quality or a target size")
-            done[where] = matched(codec, image, done[other].num_bytes)
+            done[where] = matched(codec, image, done[other].num_bytes, perceptual=perceptual)
 
     for where in sorted(sides, key=lambda w: sides[w].setting == SAME_AS_OTHER):  # fixed sides first
         run(where)
@@ -205,22 +208,24 @@ def compare_sides(image: np.ndarray, left: Side, right: Side, extra: Side | None
                       notes=[r.note for r in results if r.over_budget], left=done["left"], right=done["right"])
 
 
-def code(codec: Codec, image: np.ndarray, quality: float, note: str = "", data: bytes | None = None) -> CodecResult:
+def code(codec: Codec, image: np.ndarray, quality: float, note: str = "", data: bytes | None = None,
+         perceptual: bool = True) -> CodecResult:
     """Encodes (timed), decodes (timed) and measures one file.
 
     `data` is an already encoded file at `quality` (from a size search); it is encoded
     once more anyway, so the reported encode time is that of one plain encode.
+    `perceptual=False` leaves SSIMULACRA 2 NaN (`score_perceptual` fills it).
     """
     m = measure(codec, image, quality, data=data, perceptual=False)
     data, decoded, encode_ms, decode_ms = m.data, m.decoded, m.encode_ms, m.decode_ms
     metrics = {**m.metrics, "encode_ms": encode_ms, "decode_ms": decode_ms,
-               "ssimulacra2": scaled_ssimulacra2(image, decoded)}
+               "ssimulacra2": scaled_ssimulacra2(image, decoded) if perceptual else math.nan}
     return CodecResult(codec=codec.name, label=codec.label or codec.name, kind=codec.kind, quality=quality,
                        data=data, decoded=decoded, metrics=metrics, encode_ms=encode_ms, decode_ms=decode_ms,
                        extension=codec.extension, mime=codec.mime, note=note)
 
 
-def matched(codec: Codec, image: np.ndarray, budget: int) -> CodecResult:
+def matched(codec: Codec, image: np.ndarray, budget: int, perceptual: bool = True) -> CodecResult:
     """`codec` at its highest quality whose file fits in `budget` bytes.
 
     When even the lowest quality is larger, that lowest quality is used and the result
@@ -233,9 +238,9 @@ def matched(codec: Codec, image: np.ndarray, budget: int) -> CodecResult:
         pass
     else:
         return code(codec, image, quality, note=f"quality {quality:g}: the largest file within "
-                    f"{format_bytes(budget)}", data=data)
+                    f"{format_bytes(budget)}", data=data, perceptual=perceptual)
     lowest = codec.quality_range[0]
-    result = code(codec, image, lowest)
+    result = code(codec, image, lowest, perceptual=perceptual)
     result.over_budget = True
     result.note = (f"Even {codec.label} at quality {lowest:g} needs {format_bytes(result.num_bytes)}, more than "
                    f"the {format_bytes(budget)} budget; it is shown at quality {lowest:g}, with the larger file.")
@@ -377,6 +382,18 @@ def scaled_ssimulacra2(image: np.ndarray, decoded: np.ndarray) -> float:
     """SSIMULACRA 2 of copies of at most SSIMULACRA2_PIXELS (as they are when smaller): on a
     12 MP photo the full-size score would cost minutes and gigabytes."""
     return ssimulacra2(*(shrink_to_pixels(x, SSIMULACRA2_PIXELS) for x in (image, decoded)))
+
+
+def score_perceptual(comp: Comparison) -> list[float]:
+    """Each result's SSIMULACRA 2 (on the capped copy), scoring those still NaN in place.
+
+    The one metric that costs more than the coding (an import of scipy and about 0.7 s per
+    megapixel), so a comparison made with `perceptual=False` is scored only where shown.
+    """
+    for r in comp.results:
+        if math.isnan(r.metrics["ssimulacra2"]):
+            r.metrics["ssimulacra2"] = scaled_ssimulacra2(comp.original, r.decoded)
+    return [r.metrics["ssimulacra2"] for r in comp.results]
 
 
 def shrink_to_pixels(pixels: np.ndarray, max_pixels: int) -> np.ndarray:

@@ -33,13 +33,30 @@ WIN_STYLE = "background-color: rgba(33, 195, 84, 0.16); font-weight: 700; color:
 @st.cache_data(max_entries=16, show_spinner=False)
 def run_comparison(image_key: str, _image, left: cmp.Side, right: cmp.Side, extra: cmp.Side | None,
                    stamps: str) -> cmp.Comparison:
-    """One comparison, keyed by the image's hash, the sides and the learned weights' stamps (not the pixels)."""
-    return cmp.compare_sides(_image, left, right, extra, codecs=shared.codec)
+    """One comparison, keyed by the image's hash, the sides and the learned weights' stamps (not the pixels).
+    SSIMULACRA 2 is left unscored: `perceptual_scores` scores it once the slider is on the page."""
+    return cmp.compare_sides(_image, left, right, extra, codecs=shared.codec, perceptual=False)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def perceptual_scores(run_key: str, _comparison: cmp.Comparison) -> list[float]:
+    """Each result's SSIMULACRA 2 (seconds of CPU, so after the slider and cached per comparison)."""
+    return cmp.score_perceptual(_comparison)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def build_heatmaps(run_key: str, _comparison: cmp.Comparison) -> dict:
+    """The error heatmaps on one colour scale, made after the slider is shown."""
+    comp = _comparison
+    vmax = cmp.error_scale(comp.original, [r.decoded for r in comp.results])
+    return {"heatmaps": [cmp.preview(cmp.error_map(comp.original, r.decoded, vmax), HEATMAP_MAX_SIDE)
+                         for r in comp.results],
+            "vmax": vmax, "legend": cmp.error_legend(360, 14)}
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def build_views(run_key: str, _comparison: cmp.Comparison, height: int) -> dict:
-    """What the page shows of a comparison: the slider page and the error heatmaps."""
+    """What the page shows first of a comparison: the slider page."""
     comp = _comparison
     images = {"Original": cmp.preview(comp.original, SLIDER_MAX_SIDE)}
     names = {}
@@ -51,13 +68,8 @@ def build_views(run_key: str, _comparison: cmp.Comparison, height: int) -> dict:
         images[name] = cmp.preview(r.decoded, SLIDER_MAX_SIDE)
     first = names[id(comp.left)] if comp.left is not None else "Original"
     second = names[id(comp.right)] if comp.right is not None else "Original"
-    vmax = cmp.error_scale(comp.original, [r.decoded for r in comp.results])
-    heatmaps = [cmp.preview(cmp.error_map(comp.original, r.decoded, vmax), HEATMAP_MAX_SIDE) for r in comp.results]
     return {
         "slider": slider_html(images, left=first, right=second, height=height, original="Original"),
-        "heatmaps": heatmaps,
-        "vmax": vmax,
-        "legend": cmp.error_legend(360, 14),
         "preview_shape": images["Original"].shape[:2],
     }
 
@@ -258,7 +270,8 @@ def exports(comp: cmp.Comparison, name: str, source: str, max_pixels: int | None
     shared.export_buttons(item, target, command, ("download_figure", "download_report"))
 
 
-def heatmaps(comp: cmp.Comparison, views: dict) -> None:
+def heatmaps(comp: cmp.Comparison, run_key: str) -> None:
+    views = build_heatmaps(run_key, comp)
     st.subheader("Where the errors are")
     st.caption(f"Absolute error per pixel (mean over RGB), one colour scale for every codec: black is exact, "
                f"yellow is {views['vmax']:g} levels of 255 or more. JPEG's 8×8 blocks show up as a grid.")
@@ -342,6 +355,9 @@ def main() -> None:
     table_col, side_col = st.columns([5, 2], gap="large")
     with table_col:
         st.subheader("Measured")
+        with st.spinner("Scoring SSIMULACRA 2..."):
+            for r, score in zip(comp.results, perceptual_scores(run_key, comp)):
+                r.metrics["ssimulacra2"] = score  # this run's copy of the cached comparison
         st.table(metrics_table(comp.results))
         st.caption("Highlighted: the better value in each row. SSIMULACRA 2 is a perceptual score: 90 is "
                    "visually lossless, 70 high, 50 medium, 30 low quality. Blockiness measures the 8×8 grid: "
@@ -356,7 +372,7 @@ def main() -> None:
         downloads(comp, views, Path(name).stem.lower().replace(" ", "_") or "image")
         exports(comp, name, f"sample:{name}" if source_key.startswith("sample:") else name,
                 cmp.LARGE_PIXELS if coded is not pixels else None)
-    heatmaps(comp, views)
+    heatmaps(comp, run_key)
 
 
 main()

@@ -38,7 +38,8 @@ def test_compress_decompress_info(user_weights, photo, tmp_path):
     src = tmp_path / "in.png"
     Image.fromarray(photo).save(src)
     aec, png = tmp_path / "out.aec", tmp_path / "out.png"
-    out = run("compress", src, aec, "--codec", "tiny-hyper", "--quality", 5, env_weights=user_weights)
+    out = run("compress", src, aec, "--codec", "tiny-hyper", "--quality", 5, "--metrics", "full",
+              env_weights=user_weights)
     assert out.returncode == 0, out.stderr
     rec = json.loads(out.stdout)
     size = aec.stat().st_size
@@ -172,12 +173,12 @@ _DRIVER = """
 import sys
 from aecore.__main__ import main
 rc = main(sys.argv[1:])
-print("RC", rc, "LOADED", "torch" if "torch" in sys.modules else "-", file=sys.stderr)
+print("RC", rc, "LOADED", ",".join(m for m in ("torch", "scipy") if m in sys.modules) or "-", file=sys.stderr)
 """
 
 
 def _modules_after(*args, env_weights=None) -> tuple[int, str]:
-    """Runs main() in a fresh interpreter; returns its exit code and whether it imported torch."""
+    """Runs main() in a fresh interpreter; returns its exit code and which of torch and scipy it imported."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     if env_weights:
         env["AECORE_USER_WEIGHTS"] = str(env_weights)
@@ -207,7 +208,7 @@ def test_compress_scores_ssimulacra2_as_the_compare_page_does_on_large_images(tm
     big = np.asarray(Image.fromarray(astronaut()).resize((1280, 900), Image.LANCZOS))
     src, out_jpg = tmp_path / "big.png", tmp_path / "big.jpg"
     Image.fromarray(big).save(src)
-    out = run("compress", src, out_jpg, "--codec", "jpeg", "--quality", 40)
+    out = run("compress", src, out_jpg, "--codec", "jpeg", "--quality", 40, "--metrics", "full")
     assert out.returncode == 0, out.stderr
     rec = json.loads(out.stdout)
     decoded = load_image(out_jpg).pixels
@@ -302,3 +303,17 @@ def test_help_lists_every_command_and_every_option_has_help(capsys):
         main(["train", "--help"])
     train = capsys.readouterr().out
     assert "densities and gains learn this much faster: at 1x they need tens of thousands" in " ".join(train.split())
+
+
+def test_compress_leaves_ssimulacra2_out_unless_asked(photo, tmp_path):
+    """SSIMULACRA 2 costs more than the rest of the command (scipy's import and its maths): it is
+    scored with --metrics full only; the default record has every other metric, and the process
+    never imports scipy (the learned one neither: test_classical_codecs_and_info_never_import_torch)."""
+    src = tmp_path / "in.png"
+    Image.fromarray(photo).save(src)
+    out = run("compress", src, tmp_path / "o.jpg", "--codec", "jpeg")
+    assert out.returncode == 0, out.stderr
+    rec = json.loads(out.stdout)
+    assert "ssimulacra2" not in rec and rec["psnr"] > 20 and 0 < rec["ms_ssim"] < 1
+    assert _modules_after("compress", src, tmp_path / "o.jpg", "--codec", "jpeg", "--metrics", "full") == \
+        (0, "scipy")

@@ -296,3 +296,15 @@ def test_slider_offers_the_3_up_view_only_with_an_original(photo):
     assert '"original": null' in slider_html(images, left="A", right="B")
     with pytest.raises(ValueError, match="original image 'Nope' is not among the images"):
         slider_html(images, left="A", right="B", original="Nope")
+
+
+def test_perceptual_scores_can_come_after_the_coding(photo):
+    """The page codes without SSIMULACRA 2 (seconds of CPU) and scores it once the slider shows:
+    the scores filled in then are those of a comparison scored at once, and nothing else moves."""
+    sides = (cmp.Side("jpeg", cmp.QUALITY, 30), cmp.Side("webp", cmp.SAME_AS_OTHER))
+    now = cmp.compare_sides(photo, *sides)
+    later = cmp.compare_sides(photo, *sides, perceptual=False)
+    assert all(math.isnan(r.metrics["ssimulacra2"]) for r in later.results)
+    assert cmp.score_perceptual(later) == [r.metrics["ssimulacra2"] for r in now.results]
+    assert [r.metrics["ssimulacra2"] for r in later.results] == cmp.score_perceptual(now)
+    assert [r.metrics["psnr"] for r in later.results] == [r.metrics["psnr"] for r in now.results]

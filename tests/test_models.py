@@ -216,3 +216,25 @@ def test_training_from_seed_weights_with_more_depth_deepens_them(tmp_path, photo
     assert card["config"]["depth"] == 2
     model, _ = weights.load("deeper")
     assert model.config.depth == 2 and len(model.g_a) > 13
+
+
+def test_gaussian_tables_code_as_scipys_ndtr_tables_do():
+    """The tables' CDF avoids importing scipy: every table must code the same bytes as one made
+    with scipy.special.ndtr, or streams written before would no longer decode."""
+    import constriction
+    from scipy.special import ndtr as scipy_ndtr
+    from aecore.models import entropy
+    x = np.linspace(-8, 8, 20001)
+    assert np.allclose(entropy.ndtr(x), scipy_ndtr(x), rtol=1e-9, atol=1e-16)
+    for s, pmf in zip(SCALE_TABLE, gaussian_tables()):
+        r = len(pmf) // 2
+        k = np.arange(-r, r + 1, dtype=np.float64)
+        hi, lo = scipy_ndtr((k + 0.5) / s), scipy_ndtr((k - 0.5) / s)
+        ref = hi - lo
+        ref[0] += lo[0]
+        ref[-1] += 1 - hi[-1]
+        symbols = np.tile(np.arange(len(pmf), dtype=np.int32), 2)
+        ours, theirs = constriction.stream.stack.AnsCoder(), constriction.stream.stack.AnsCoder()
+        ours.encode_reverse(symbols, categorical(pmf))
+        theirs.encode_reverse(symbols, categorical(ref))
+        assert np.array_equal(ours.get_compressed(), theirs.get_compressed())
