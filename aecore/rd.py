@@ -74,14 +74,19 @@ def sweep(images: dict[str, np.ndarray], codecs: dict[str, list[float]], progres
     for image_name, image in images.items():
         for codec, qualities in plan:
             for quality in qualities:
-                m = measure(codec, image, quality, perceptual=perceptual)
-                rows.append({"image": image_name, "codec": codec.name, "quality": quality,
-                             **{k: m.metrics[k] for k in METRICS},
-                             "encode_ms": round(m.encode_ms, 2), "decode_ms": round(m.decode_ms, 2)})
+                rows.append(point(codec, image_name, image, quality, perceptual))
                 done += 1
                 if progress:
                     progress(done, total, f"{codec.name} q={quality:g} {image_name}")
     return rows
+
+
+def point(codec, image_name: str, image: np.ndarray, quality: float, perceptual: bool = True) -> dict:
+    """One sweep row: `image` coded by `codec` (a Codec or its name) at `quality`, measured."""
+    codec = get_codec(codec) if isinstance(codec, str) else codec
+    m = measure(codec, image, quality, perceptual=perceptual)
+    return {"image": image_name, "codec": codec.name, "quality": quality, **{k: m.metrics[k] for k in METRICS},
+            "encode_ms": round(m.encode_ms, 2), "decode_ms": round(m.decode_ms, 2)}
 
 
 def average(rows: list[dict]) -> list[dict]:
@@ -92,9 +97,9 @@ def average(rows: list[dict]) -> list[dict]:
     order = list(dict.fromkeys(row["codec"] for row in rows))
     out = []
     for (codec, quality), group in sorted(groups.items(), key=lambda kv: (order.index(kv[0][0]), kv[0][1])):
-        columns = [k for k in group[0] if k not in _TEXT_COLUMNS and k != "quality"]
-        out.append({"codec": codec, "quality": quality, "images": len(group),
-                    **{k: float(np.mean([r[k] for r in group])) for k in columns}})
+        columns = [k for k in dict.fromkeys(k for r in group for k in r) if k not in _TEXT_COLUMNS and k != "quality"]
+        out.append({"codec": codec, "quality": quality, "images": len(group),  # a metric some rows lack: NaN
+                    **{k: float(np.mean([r.get(k, np.nan) for r in group])) for k in columns}})
     return out
 
 

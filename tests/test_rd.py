@@ -122,6 +122,38 @@ def test_bd_rate_by_ssimulacra2_on_known_curves():
     assert rd.bd_rate([1, 2], [40, 60], [1, 2], [50, 70]) == pytest.approx((2 ** -0.5 - 1) * 100, abs=1e-9)
 
 
+def test_bd_rate_by_ssimulacra2_averages_the_gap_over_the_overlapping_scores_only():
+    """Smooth known curves sampled at different scores: the anchor from -20 to 80, the test from
+    5 to 95. The test's log-rate is the anchor's plus a gap that grows along the score, so the
+    answer depends on where the mean is taken: exp(mean gap over 5..80) - 1."""
+    def log_rate(s):  # a convex curve: each SSIMULACRA 2 point costs more bits near the top
+        return np.log(0.05) + 0.03 * (s + 20) + 2e-4 * (s + 20) ** 2
+
+    def gap(s):
+        return np.log(0.5) + 0.01 * s
+
+    anchor = np.array([-20.0, 0, 20, 40, 60, 80])
+    test = np.array([5.0, 25, 45, 65, 85, 95])
+    lo, hi = 5.0, 80.0
+    expected = (math.exp(np.log(0.5) + 0.01 * (lo + hi) / 2) - 1) * 100
+    got = rd.bd_rate(np.exp(log_rate(anchor)), anchor, np.exp(log_rate(test) + gap(test)), test)
+    assert got == pytest.approx(expected, abs=0.5)
+    assert abs(got - (math.exp(np.log(0.5) + 0.01 * 50) - 1) * 100) > 4  # the mean over 5..95 is another answer
+    # the same curves as sweep rows, higher-is-better like PSNR: the test needs fewer bits
+    rows = [{"codec": "jpeg", "quality": i, "bpp": float(np.exp(log_rate(s))), "ssimulacra2": s}
+            for i, s in enumerate(anchor)]
+    rows += [{"codec": "other", "quality": i, "bpp": float(np.exp(log_rate(s) + gap(s))), "ssimulacra2": s}
+             for i, s in enumerate(test)]
+    assert rd.bd_table(rows, "jpeg", "ssimulacra2")["other"] == pytest.approx(got, abs=1e-9) and got < 0
+
+
+def test_average_gives_nan_for_a_metric_some_rows_lack():
+    rows = [{"image": "a", "codec": "jpeg", "quality": 5, "bpp": 0.2, "ssimulacra2": 40.0},
+            {"image": "b", "codec": "jpeg", "quality": 5, "bpp": 0.4}]
+    mean, = rd.average(rows)
+    assert mean["bpp"] == pytest.approx(0.3) and math.isnan(mean["ssimulacra2"]) and mean["images"] == 2
+
+
 def test_sweep_can_leave_ssimulacra2_out(photo):
     row, = rd.sweep({"p": photo}, {"jpeg": [50]}, perceptual=False)
     assert math.isnan(row["ssimulacra2"]) and row["psnr"] > 25
