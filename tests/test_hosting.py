@@ -1,7 +1,8 @@
 """The Dockerfile, checked where no container engine runs.
 
 The image's `pip install` layer runs into a fresh virtual environment of the system's
-Python 3 (the packages come from the configured index instead of PyTorch's CPU index).
+Python 3 (the packages come from the configured index instead of PyTorch's CPU index, and
+without compiling bytecode: two thirds of the install's time, and not what is checked here).
 What `.dockerignore` lets into the build context is copied, root-owned, to a folder that
 stands for /app. The image's CMD runs there as the image's unprivileged user, with the
 image's ENV (/data mapped to a temporary folder). The image's own HEALTHCHECK command must
@@ -103,6 +104,7 @@ def test_image_runs_as_its_user_passes_its_healthcheck_and_writes_only_data(imag
     venv = image_root / "venv"
     subprocess.run([SYSTEM_PYTHON, "-m", "venv", str(venv)], check=True)
     install = spec["install"].replace("--index-url https://download.pytorch.org/whl/cpu", "")
+    install = install.replace("pip install", "pip install --no-compile")
     done = subprocess.run(["bash", "-euo", "pipefail", "-c", install], cwd=app, capture_output=True, text=True,
                           env={**os.environ, "PATH": f"{venv / 'bin'}:{os.environ['PATH']}"}, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -119,7 +121,7 @@ def test_image_runs_as_its_user_passes_its_healthcheck_and_writes_only_data(imag
                               cwd=app, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         health = [a.replace("8501", str(port)) for a in spec["healthcheck"]]
-        deadline, ok = time.monotonic() + 60, False
+        deadline, ok = time.monotonic() + 240, False  # a bound for a busy machine, not a speed check
         while time.monotonic() < deadline and server.poll() is None and not ok:
             ok = subprocess.run(as_user + health, cwd=app, env=env, capture_output=True).returncode == 0
             time.sleep(0.5)
@@ -129,7 +131,7 @@ def test_image_runs_as_its_user_passes_its_healthcheck_and_writes_only_data(imag
         save_png(photo, data / "in.png")
         out = subprocess.run(as_user + ["python", "-m", "aecore", "compress", str(data / "in.png"),
                                         str(data / "out.aec"), "--codec", "seed", "--quality", "3"],
-                             cwd=app, env=env, capture_output=True, text=True, timeout=120)
+                             cwd=app, env=env, capture_output=True, text=True, timeout=300)
         assert out.returncode == 0, out.stderr
         assert json.loads(out.stdout)["bytes"] == (data / "out.aec").stat().st_size
         assert (data / "out.aec").stat().st_uid == spec["uid"]
