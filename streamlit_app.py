@@ -7,10 +7,19 @@ This file is the router and the picture frame: it sets up the page, draws the si
 The pages live in pages/ and are listed here explicitly; helpers the pages share are in
 pages/shared.py (see its docstring for the session state keys every page may read).
 """
-import streamlit as st
+import os
 
-from aecore import weights
-from pages import shared
+# Torch's OpenMP threads spin while they wait for work. Beside Streamlit's own threads and
+# other sessions on the same cores that spinning took the cores the coding needed (a warm
+# 768x512 encode took 1.6-3.1 s with it, 0.4-0.7 s without, on two busy cores), so the app's
+# threads sleep instead. OpenMP reads this once, when torch loads: it must be set before
+# anything imports torch. The command line keeps OpenMP's default (fastest on idle cores).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import streamlit as st  # noqa: E402
+
+from aecore import weights  # noqa: E402
+from pages import shared  # noqa: E402
 
 
 def _icon():
