@@ -250,7 +250,7 @@ def cmd_rd(args) -> int:
 
 def _report_images(args) -> dict:
     """{name: pixels} from the files and folders named, then the built-in samples asked for."""
-    from .compare import shrink_to_pixels
+    from .imaging import shrink_to_pixels
     from .io import IMAGE_SUFFIXES, load_image, sample_images
 
     paths = []

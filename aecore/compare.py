@@ -1,10 +1,8 @@
 """One comparison: a learned codec beside JPEG (and optionally one more classical codec).
 
-    from aecore.compare import compare, verdict, error_map, error_scale
+    from aecore.compare import compare, verdict
     result = compare(image, "hyperprior", quality=4.0)             # JPEG matched to the same size
     print(verdict(result.results))   # "At 14.2 KB, the autoencoder is +3.1 dB PSNR over JPEG (...)"
-    vmax = error_scale(image, [r.decoded for r in result.results])
-    heat = error_map(image, result.results[0].decoded, vmax)        # uint8 RGB heatmap
 
 The Compare page is a thin shell over this module; anything it shows can be computed
 here from plain Python. Two modes (DESIGN section 4):
@@ -26,10 +24,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 
 from .codecs import Codec, get_codec
+from .imaging import shrink_to_pixels
 from .measure import measure
 from .metrics import ssimulacra2
 from .target import BudgetError, fit
@@ -325,59 +323,6 @@ def _psnr_gap(ours: float, theirs: float, name: str, unit: str = "") -> str:
     return f"level with {name}" + (" on PSNR" if unit else "")
 
 
-def error_map(original: np.ndarray, decoded: np.ndarray, vmax: float) -> np.ndarray:
-    """Absolute error per pixel as a uint8 RGB (H, W, 3) heatmap (OpenCV's inferno colormap).
-
-    The error is the mean over RGB of |original - decoded| in 0..255 levels; black is
-    exact and the brightest yellow is `vmax` levels or more. Pass the same `vmax` for
-    every codec (see `error_scale`) so equal colours mean equal errors.
-    """
-    if original.shape != decoded.shape:
-        raise ValueError(f"images differ in shape, {original.shape} vs {decoded.shape}")
-    if not vmax > 0:
-        raise ValueError(f"vmax must be positive, got {vmax}")
-    err = np.abs(original.astype(np.int16) - decoded.astype(np.int16)).astype(np.float32)
-    if err.ndim == 3:
-        err = err.mean(axis=2)
-    return _colorize(err / float(vmax))
-
-
-def error_scale(original: np.ndarray, decoded: list[np.ndarray], percentile: float = 99.0) -> float:
-    """A shared colour-scale top for `error_map`: the worst codec's `percentile` error, rounded up.
-
-    A percentile rather than the maximum, so a handful of outlier pixels do not turn every
-    map black. At least 1 level, so a lossless result still has a scale.
-    """
-    top = 1.0
-    for image in decoded:
-        err = np.abs(original.astype(np.int16) - image.astype(np.int16)).astype(np.float32)
-        if err.ndim == 3:
-            err = err.mean(axis=2)
-        top = max(top, float(np.percentile(err, percentile)))
-    return float(math.ceil(top))
-
-
-def error_legend(width: int = 256, height: int = 14) -> np.ndarray:
-    """The colour bar of `error_map`, from 0 (left) to vmax (right), as uint8 RGB."""
-    ramp = np.tile(np.linspace(0, 1, width, dtype=np.float32), (height, 1))
-    return _colorize(ramp)
-
-
-def _colorize(unit: np.ndarray) -> np.ndarray:
-    """Values in [0, 1] (clipped) to RGB through cv2's inferno colormap."""
-    levels = np.rint(np.clip(unit, 0, 1) * 255).astype(np.uint8)
-    return cv2.cvtColor(cv2.applyColorMap(levels, cv2.COLORMAP_INFERNO), cv2.COLOR_BGR2RGB)
-
-
-def preview(pixels: np.ndarray, max_side: int) -> np.ndarray:
-    """`pixels` scaled down (area averaging) so neither side exceeds `max_side`; small images as is."""
-    h, w = pixels.shape[:2]
-    scale = max_side / max(h, w)
-    if scale >= 1:
-        return pixels
-    return _resize(pixels, max(1, round(w * scale)), max(1, round(h * scale)))
-
-
 def scaled_ssimulacra2(image: np.ndarray, decoded: np.ndarray) -> float:
     """SSIMULACRA 2 of copies of at most SSIMULACRA2_PIXELS (as they are when smaller): on a
     12 MP photo the full-size score would cost minutes and gigabytes."""
@@ -394,19 +339,6 @@ def score_perceptual(comp: Comparison) -> list[float]:
         if math.isnan(r.metrics["ssimulacra2"]):
             r.metrics["ssimulacra2"] = scaled_ssimulacra2(comp.original, r.decoded)
     return [r.metrics["ssimulacra2"] for r in comp.results]
-
-
-def shrink_to_pixels(pixels: np.ndarray, max_pixels: int) -> np.ndarray:
-    """`pixels` scaled down (area averaging) to at most `max_pixels` pixels; smaller images as is."""
-    h, w = pixels.shape[:2]
-    if h * w <= max_pixels:
-        return pixels
-    scale = math.sqrt(max_pixels / (h * w))
-    return _resize(pixels, max(1, math.floor(w * scale)), max(1, math.floor(h * scale)))
-
-
-def _resize(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
-    return np.ascontiguousarray(cv2.resize(pixels, (width, height), interpolation=cv2.INTER_AREA))
 
 
 def format_bytes(n: int) -> str:

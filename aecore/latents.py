@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 import torch
 
-from . import io
+from . import imaging, io
 from .bitstream import quantize_quality
 from .models.base import TILE, CompressionModel
 
@@ -153,16 +153,13 @@ def channel_grid(maps: np.ndarray, n: int = 16, normalize: bool = True, columns:
     return grid
 
 
-def colorize(values: np.ndarray, vmax: float | None = None) -> np.ndarray:
-    """Non-negative values -> RGB through the inferno colormap (black 0, yellow `vmax` and above).
-
-    vmax defaults to the 99th percentile, so a few extreme values do not wash out the rest.
-    """
+def _heat(values: np.ndarray, vmax: float | None = None) -> np.ndarray:
+    """Non-negative values -> inferno RGB, yellow at `vmax` and above; vmax defaults to the 99th
+    percentile, so a few extreme values do not wash out the rest."""
     values = np.asarray(values, dtype=np.float32)
     if vmax is None:
         vmax = float(np.percentile(values, 99)) if values.size else 1.0
-    levels = np.rint(np.clip(values / (vmax if vmax > 0 else 1.0), 0, 1) * 255).astype(np.uint8)
-    return cv2.cvtColor(cv2.applyColorMap(levels, cv2.COLORMAP_INFERNO), cv2.COLOR_BGR2RGB)
+    return imaging.colorize(values / (vmax if vmax > 0 else 1.0))
 
 
 def overlay(image: np.ndarray, bits_map: np.ndarray, alpha: float = 0.6, vmax: float | None = None) -> np.ndarray:
@@ -175,7 +172,7 @@ def overlay(image: np.ndarray, bits_map: np.ndarray, alpha: float = 0.6, vmax: f
         raise ValueError(f"bits map {bits_map.shape} does not match the image {rgb.shape[:2]}")
     gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     photo = np.repeat(gray[..., None], 3, axis=2).astype(np.float32)
-    heat = colorize(bits_map, vmax).astype(np.float32)
+    heat = _heat(bits_map, vmax).astype(np.float32)
     return np.rint(photo * (1 - alpha) + heat * alpha).clip(0, 255).astype(np.uint8)
 
 

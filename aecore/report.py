@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, PngImagePlugin
 
-from . import __version__, compare as cmp, rd, rd_chart
+from . import __version__, compare as cmp, imaging, rd, rd_chart
 from .codecs import get_codec
 from .io import atomic_write, to_rgb
 from .target import bpp_budget, parse_size
@@ -275,7 +275,7 @@ def magnified(pixels: np.ndarray, side: int) -> Image.Image:
 
 def _overview(pixels: np.ndarray, box: Region, side: int) -> Image.Image:
     """The whole picture scaled to fit `side`, the zoomed crop outlined."""
-    shown = cmp.preview(to_rgb(pixels), side)
+    shown = imaging.preview(to_rgb(pixels), side)
     img = Image.fromarray(shown)
     f = img.width / pixels.shape[1]
     draw = ImageDraw.Draw(img)

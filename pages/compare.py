@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from aecore import compare as cmp, report, weights
+from aecore import compare as cmp, imaging, report, weights
 from aecore.codecs import classical_names, learned_names
 from aecore.io import to_png_bytes
 from aecore.viewer import TOOLBAR_PX, slider_html
@@ -48,24 +48,24 @@ def perceptual_scores(run_key: str, _comparison: cmp.Comparison) -> list[float]:
 def build_heatmaps(run_key: str, _comparison: cmp.Comparison) -> dict:
     """The error heatmaps on one colour scale, made after the slider is shown."""
     comp = _comparison
-    vmax = cmp.error_scale(comp.original, [r.decoded for r in comp.results])
-    return {"heatmaps": [cmp.preview(cmp.error_map(comp.original, r.decoded, vmax), HEATMAP_MAX_SIDE)
+    vmax = imaging.error_scale(comp.original, [r.decoded for r in comp.results])
+    return {"heatmaps": [imaging.preview(imaging.error_map(comp.original, r.decoded, vmax), HEATMAP_MAX_SIDE)
                          for r in comp.results],
-            "vmax": vmax, "legend": cmp.error_legend(360, 14)}
+            "vmax": vmax, "legend": imaging.error_legend(360, 14)}
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def build_views(run_key: str, _comparison: cmp.Comparison, height: int) -> dict:
     """What the page shows first of a comparison: the slider page."""
     comp = _comparison
-    images = {"Original": cmp.preview(comp.original, SLIDER_MAX_SIDE)}
+    images = {"Original": imaging.preview(comp.original, SLIDER_MAX_SIDE)}
     names = {}
     for r in comp.results:
         name = r.display_name
         while name in images:  # the same codec and setting on both sides
             name += " "
         names[id(r)] = name
-        images[name] = cmp.preview(r.decoded, SLIDER_MAX_SIDE)
+        images[name] = imaging.preview(r.decoded, SLIDER_MAX_SIDE)
     first = names[id(comp.left)] if comp.left is not None else "Original"
     second = names[id(comp.right)] if comp.right is not None else "Original"
     return {
@@ -362,7 +362,7 @@ def main() -> None:
         st.caption("Highlighted: the better value in each row. SSIMULACRA 2 is a perceptual score: 90 is "
                    "visually lossless, 70 high, 50 medium, 30 low quality. Blockiness measures the 8×8 grid: "
                    "1 means none, higher is more visible. Times are one run on this server.")
-        scored = cmp.shrink_to_pixels(coded, cmp.SSIMULACRA2_PIXELS)
+        scored = imaging.shrink_to_pixels(coded, cmp.SSIMULACRA2_PIXELS)
         if scored is not coded:
             st.caption(f"SSIMULACRA 2 is scored on copies of the original and of each decoded image scaled to "
                        f"{scored.shape[1]}×{scored.shape[0]} (it takes seconds per megapixel); every other "

@@ -27,7 +27,7 @@ from plotly.subplots import make_subplots
 import streamlit as st
 
 from aecore import io, jobs, weights
-from aecore.compare import preview
+from aecore.imaging import preview
 from pages import shared
 
 DEFAULT_STEPS = jobs.JobConfig.steps  # 200: DESIGN.md's target run

@@ -14,7 +14,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from aecore import compare as cmp
-from aecore import latents, weights
+from aecore import imaging, latents, weights
 from pages import shared
 
 # Larger photos are analysed on a copy at most this wide or tall: the maps stay readable and the
@@ -49,7 +49,7 @@ def pictures(run_key: str, _image, _view: dict, n: int, normalize: bool) -> dict
     return {
         "overlay": latents.overlay(_image, _view["bits_map"], alpha=0.6, vmax=vmax),
         "vmax": vmax,
-        "legend": cmp.error_legend(360, 14),
+        "legend": imaging.error_legend(360, 14),
         "latents": [latents.channel_grid(lat["values"], n, normalize, min_tile=96, signed=True)
                     for lat in _view["latents"]],
         "features": [latents.channel_grid(f["values"], n, normalize, min_tile=96) for f in _view["features"]],
@@ -196,7 +196,7 @@ def main() -> None:
         with st.container(border=True):
             st.markdown(f"**{shared.md_escape(shared.codec(model).label)}** (change the model in the sidebar)")
             quality, n, normalize = controls(model)
-    image = cmp.preview(pixels, MAX_SIDE)
+    image = imaging.preview(pixels, MAX_SIDE)
     if image is not pixels:
         st.caption(f"Analysing a {image.shape[1]}×{image.shape[0]} copy of the "
                    f"{pixels.shape[1]}×{pixels.shape[0]} original.")

@@ -25,7 +25,7 @@ import streamlit as st
 
 from aecore import weights
 from aecore.codecs import Codec, get_codec
-from aecore.compare import shrink_to_pixels
+from aecore.imaging import shrink_to_pixels
 from aecore import io as aeio
 from aecore.io import ImageError, LoadedImage, load_image
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from aecore import compare as cmp
+from aecore import compare as cmp, imaging
 from aecore.codecs import get_codec
 from aecore.viewer import slider_html
 
@@ -110,34 +110,6 @@ def test_verdict_states_the_numbers():
     assert exact == "At 900 B, the autoencoder is lossless, ahead of JPEG."
 
 
-def test_error_map_shape_dtype_and_shared_scale(photo):
-    noisy = np.clip(photo.astype(int) + 20, 0, 255).astype(np.uint8)
-    worse = np.clip(photo.astype(int) + 40, 0, 255).astype(np.uint8)
-    vmax = cmp.error_scale(photo, [noisy, worse])
-    assert vmax == 40
-    heat_a, heat_b = cmp.error_map(photo, noisy, vmax), cmp.error_map(photo, worse, vmax)
-    assert heat_a.shape == photo.shape and heat_a.dtype == np.uint8
-    # Same scale: the larger error is brighter, and exact pixels get the colour of zero.
-    assert heat_b.astype(int).sum() > heat_a.astype(int).sum()
-    zero = cmp.error_map(photo, photo, vmax)
-    assert np.all(zero == zero[0, 0]) and np.array_equal(zero[0, 0], cmp.error_legend(8, 1)[0, 0])
-    unclipped = photo.max(axis=2) <= 215  # there the error is exactly 40 levels: the top colour
-    assert unclipped.any() and np.all(heat_b[unclipped] == cmp.error_legend(256, 1)[0, -1])
-    gray = cmp.error_map(photo[..., 0], noisy[..., 0], 10)
-    assert gray.shape == photo.shape[:2] + (3,)
-    with pytest.raises(ValueError):
-        cmp.error_map(photo, photo[:10], vmax)
-
-
-def test_preview_and_shrink_keep_small_images_and_bound_large_ones(photo):
-    assert cmp.preview(photo, 1600) is photo
-    small = cmp.preview(photo, 64)
-    assert max(small.shape[:2]) == 64 and small.dtype == np.uint8 and small.shape[2] == 3
-    assert cmp.shrink_to_pixels(photo, 10**6) is photo
-    shrunk = cmp.shrink_to_pixels(photo, 3000)
-    assert shrunk.shape[0] * shrunk.shape[1] <= 3000
-
-
 def test_slider_html_is_self_contained_and_lossless(photo):
     rng = np.random.default_rng(1)
     other = rng.integers(0, 256, size=photo.shape, dtype=np.uint8)  # noise: any resampling would show
@@ -192,7 +164,7 @@ def test_ssimulacra2_is_scored_on_a_copy_only_above_the_cap(photo, monkeypatch):
     assert full.metrics["ssimulacra2"] == ssimulacra2(photo, full.decoded)
     monkeypatch.setattr(cmp, "SSIMULACRA2_PIXELS", 3000)
     small = cmp.code(jpeg, photo, 40)
-    shrink = lambda x: cmp.shrink_to_pixels(x, 3000)  # noqa: E731
+    shrink = lambda x: imaging.shrink_to_pixels(x, 3000)  # noqa: E731
     assert small.metrics["ssimulacra2"] == ssimulacra2(shrink(photo), shrink(small.decoded))
     assert small.metrics["psnr"] == full.metrics["psnr"]  # every other number stays full size
 
