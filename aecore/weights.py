@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from safetensors import SafetensorError, safe_open
 
+from . import registry
 from .errors import WeightsError
 from .io import atomic_write
 
@@ -166,12 +167,11 @@ def update_card(name: str, fields: dict) -> dict:
 
 
 def reserved_names() -> set[str]:
-    """Names user weights may not take (lower case): shipped weights, the architectures of the
-    model registry (shipped or not yet) and classical codecs, which the codec registry finds first."""
-    from .codecs.base import CLASSICAL  # imported here: the codecs import this module
-    from .models import MODELS
+    """Names user weights may not take (lower case): shipped weights, and every architecture
+    (shipped or not yet) and classical codec name of `aecore.registry`, which the codec registry
+    finds first; read from the ground floor, so naming weights imports no codec and no torch."""
     shipped = {p.stem for p in SHIPPED_DIR.glob("*.json")} | {p.stem for p in SHIPPED_DIR.glob("*.safetensors")}
-    return {n.lower() for n in shipped | set(CLASSICAL) | set(MODELS) | {DEFAULT_MODEL}}
+    return {n.lower() for n in shipped | registry.names() | {DEFAULT_MODEL}}
 
 
 def check_new_name(name: str, base: str | None = None, overwrite: bool = False, making=()) -> str:

@@ -231,8 +231,8 @@ def test_the_plan_is_what_create_job_does(jobs_env, images):
 
 
 def test_reserved_names_come_from_the_model_registry(jobs_env, images, monkeypatch):
-    from aecore import models
-    monkeypatch.setitem(models.MODELS, "newarch", object)
+    from aecore import registry
+    monkeypatch.setitem(registry.ARCHITECTURES, "newarch", "aecore.models.newarch:NewArch")
     assert "newarch" in weights.reserved_names()
     with pytest.raises(jobs.JobError, match="shipped weights or of a codec"):
         jobs.create_job(_config("NewArch"), images)

@@ -125,6 +125,21 @@ def test_reserved_names_cover_shipped_weights_and_codecs(tmp_path, monkeypatch):
     assert np.all([n not in names for n in ("tiny-hyper", "my-photos")])
 
 
+def test_reserved_names_are_the_registries_and_need_neither_codecs_nor_torch():
+    import subprocess
+    import sys
+    from aecore import models, registry
+    from aecore.codecs.base import CLASSICAL
+    assert list(CLASSICAL) == list(registry.CLASSICAL_CODECS) and set(models.MODELS) == set(registry.ARCHITECTURES)
+    assert {"jpeg", "webp", "avif", "jpeg2000", "jxl", "heic", "hyperprior", "seed"} <= weights.reserved_names()
+    code = ("import sys; from aecore import weights; names = weights.reserved_names(); "
+            "print(sorted(m for m in ('aecore.codecs', 'aecore.models', 'torch') if m in sys.modules), "
+            "'jpeg' in names and 'seed' in names)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parent.parent)
+    assert out.stdout.split() == ["[]", "True"], out.stderr
+
+
 def test_loading_weights_does_not_import_torchs_compiler_stack(user_weights):
     """Shape checks build the card's model on the meta device; tensor arithmetic there imports
     torch._dynamo (about a second). Checked in a fresh process, for both architectures."""

@@ -6,6 +6,7 @@ import contextlib
 
 import numpy as np
 
+from .. import registry
 from ..errors import CodecError
 
 class Codec(ABC):
@@ -67,10 +68,8 @@ def check_image(image: np.ndarray) -> np.ndarray:
 CLASSICAL: dict[str, type[Codec]] = {}
 
 
-def register_codec(name: str):
-    """Class decorator: adds a classical codec to the registry under `name`."""
-    def wrap(cls):
-        cls.name = name
-        CLASSICAL[name] = cls
-        return cls
-    return wrap
+def register_codec(cls: type[Codec]) -> type[Codec]:
+    """Class decorator: adds a classical codec to the registry under the name `aecore.registry` gives it."""
+    cls.name = registry.name_of(cls, registry.CLASSICAL_CODECS)
+    CLASSICAL[cls.name] = cls
+    return cls

@@ -99,7 +99,7 @@ class _Classical(Codec):
         return _round_trips(lambda im: codec.encode(im, codec.default_quality), codec.decode)
 
 
-@register_codec("jpeg")
+@register_codec
 class JPEG(_Classical):
     """Baseline JPEG by libjpeg-turbo through OpenCV, 4:2:0 chroma (OpenCV's default)."""
 
@@ -119,7 +119,7 @@ class JPEG(_Classical):
         return _cv_decode(self, data)
 
 
-@register_codec("webp")
+@register_codec
 class WebP(_Classical):
     """Lossy WebP (libwebp through OpenCV).
 
@@ -165,7 +165,7 @@ def _tag_gray(data: bytes, height: int, width: int) -> bytes:
     return b"RIFF" + struct.pack("<I", len(body)) + body
 
 
-@register_codec("avif")
+@register_codec
 class AVIF(_Classical):
     """AVIF (libavif) through OpenCV when its build has it, else through Pillow.
 
@@ -216,7 +216,7 @@ class AVIF(_Classical):
 _JP2_MAGIC = (b"\x00\x00\x00\x0cjP  \r\n\x87\n", b"\xff\x4f\xff\x51")
 
 
-@register_codec("jpeg2000")
+@register_codec
 class JPEG2000(_Classical):
     """JPEG 2000 (OpenJPEG through Pillow): 9/7 wavelet, colour transform on RGB.
 
@@ -253,7 +253,7 @@ class JPEG2000(_Classical):
 _JXL_MAGIC = (b"\xff\x0a", b"\x00\x00\x00\x0cJXL \r\n\x87\n")
 
 
-@register_codec("jxl")
+@register_codec
 class JPEGXL(_Classical):
     """JPEG XL (libjxl through `pillow-jxl-plugin`) at libjxl's default effort 7.
 
@@ -278,7 +278,7 @@ class JPEGXL(_Classical):
         return _pil_decode(self, data, "JXL")
 
 
-@register_codec("heic")
+@register_codec
 class HEIC(_Classical):
     """HEIC: HEVC intra frames in a HEIF file (libheif with x265, through `pillow-heif`).
 

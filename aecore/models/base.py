@@ -9,6 +9,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from .. import registry
 from .entropy import FactorizedDensity, deterministic, weights_version
 from .layers import GainUnits, SubpixelConv
 
@@ -69,12 +70,11 @@ FEW_CHANNELS = 4  # transposed convolutions to this many channels or fewer run a
 MODELS: dict[str, type] = {}
 
 
-def register_model(name: str):
-    def wrap(cls):
-        MODELS[name] = cls
-        cls.arch = name
-        return cls
-    return wrap
+def register_model(cls: type) -> type:
+    """Class decorator: adds an architecture to MODELS under the name `aecore.registry` gives it."""
+    cls.arch = registry.name_of(cls, registry.ARCHITECTURES)
+    MODELS[cls.arch] = cls
+    return cls
 
 
 def build_model(config: ModelConfig) -> "CompressionModel":

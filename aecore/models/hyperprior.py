@@ -25,7 +25,7 @@ from .layers import GDN, conv, deconv
 HYPER_FACTOR = 4  # z is 4x4 times coarser than y: h_a and h_s have two stride-2 stages each
 
 
-@register_model("hyperprior")
+@register_model
 class Hyperprior(CompressionModel):
     stride = LATENT_FACTOR * HYPER_FACTOR  # z's grid
     coded_latents = ("y", "z")  # what `analyse` takes as `latents` and `relaxed` takes

@@ -43,7 +43,7 @@ def _up(cin: int, cout: int, depth: int) -> list[nn.Module]:
     return [Upsample(), *_convs(cin, cout, depth)]
 
 
-@register_model("seed")
+@register_model
 class SeedAutoencoder(CompressionModel):
     stride = LATENT_FACTOR  # y's grid: four 2x2 max-poolings
     coded_latents = ("y",)
