@@ -287,7 +287,8 @@ def test_help_lists_every_command_and_every_option_has_help(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     top = capsys.readouterr().out
-    commands = ("codecs", "compress", "decompress", "info", "rd", "report", "train", "finetune", "export")
+    commands = ("codecs", "compress", "decompress", "info", "rd", "report", "train", "finetune", "export",
+                "export-onnx")
     listed = [line.split()[0] for line in top.splitlines() if line.startswith("    ") and line[4] != " "]
     assert listed == list(commands)
     for command in commands:
