@@ -454,7 +454,7 @@ def main(argv=None) -> int:
     p.add_argument("--weights-dir", help="destination folder (default: the shipped weights folder)")
     p.set_defaults(func=cmd_export)
     p = sub.add_parser("export-onnx", help="write a learned model's transforms as ONNX graphs and its entropy "
-                                           "tables as JSON, for decoders without aecore")
+                                           "tables as JSON, for decoders without aecore (docs/decode_onnx.py is one)")
     p.add_argument("name", help="learned weights name (e.g. hyperprior, seed)")
     p.add_argument("out", help="folder to write the graphs and entropy.json into (created)")
     p.set_defaults(func=cmd_export_onnx)

@@ -2,10 +2,16 @@
 Kodak-sized input and an odd one; the JSON tables are the ones aecore codes with."""
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
+from pathlib import Path
+import subprocess
+import sys
 
 import numpy as np
 import onnxruntime
+from PIL import Image
 import pytest
 import torch
 
@@ -119,3 +125,73 @@ def test_command_line_names_unknown_weights(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "no weights named 'no-such-model'" in err and "hyperprior" in err
     assert not (tmp_path / "out").exists()
+
+
+REPO = Path(__file__).resolve().parent.parent
+SCRIPT = REPO / "docs" / "decode_onnx.py"
+
+
+def load_script():
+    """docs/decode_onnx.py as a module (it is a script, not part of aecore)."""
+    spec = importlib.util.spec_from_file_location("decode_onnx", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("name, quality, grayscale", [("hyperprior", 3.37, False), ("seed", 5.0, True)])
+def test_script_decodes_a_real_stream_as_aecore_does(exported, tmp_path, name, quality, grayscale):
+    """The script, run in a process where aecore cannot be imported (another folder, no path to
+    it), decodes a real stream to aecore's pixels within one grey level: aecore's synthesis
+    runs on oneDNN's bfloat16 kernels, the graph on onnxruntime's float32 ones rounded to
+    bfloat16, and their sums differ in the last bits."""
+    from aecore.codecs import get_codec
+    from skimage.data import astronaut
+    image = np.ascontiguousarray(astronaut()[40:141, 150:301])  # 151x101: pads on both axes
+    if grayscale:
+        image = np.ascontiguousarray(image.mean(axis=2).round().astype(np.uint8))
+    codec = get_codec(name)
+    data = codec.encode(image, quality)
+    (tmp_path / "a.aec").write_bytes(data)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run([sys.executable, str(SCRIPT), str(exported[name][1]), "a.aec", "a.png"],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    ours = codec.decode(data).astype(int)
+    theirs = np.asarray(Image.open(tmp_path / "a.png")).astype(int)
+    assert theirs.shape == ours.shape == image.shape
+    diff = np.abs(theirs - ours)
+    assert diff.max() <= 1 and (diff > 0).mean() < 0.01, (diff.max(), (diff > 0).mean())
+
+
+def test_script_resolves_a_scale_index_on_the_other_side_of_a_table_entry(exported):
+    """Float32 noise that puts a scale across a table entry (about one value in a Kodak photo)
+    desynchronises the coder; the script notices at the section's end and finds the index the
+    encoder used, giving exactly aecore's symbols."""
+    from aecore import bitstream
+    from aecore.codecs import get_codec
+    from skimage.data import astronaut
+    script = load_script()
+    model, folder, _, doc = exported["hyperprior"]
+    data = get_codec("hyperprior").encode(np.ascontiguousarray(astronaut()[:128, :192]), 4.0)
+    header, sections = bitstream.unpack(data)
+    q = model.quality_tensor(header.quality, 1)
+    with fixed_threads(), torch.inference_mode():
+        z_hat = model.z_density.decompress(sections[0], (model.config.channels, 2, 3)) * model.hyper_gain.inverse_gain(q)
+        mean, scale = model.entropy_parameters(z_hat)
+        symbols = torch.round(model.y_conditional.decompress(sections[1], (model.config.latent_channels, 8, 12),
+                                                              mean, scale) - mean)[0].numpy().astype(np.int64)
+    y = doc["latents"][1]
+    table = np.array(y["scale_table"], dtype=np.float32)
+    models = [script.categorical(p) for p in y["pmfs"]]
+    scale = scale[0].numpy().copy()
+    used = scale_indexes(scale).astype(np.int64)
+    # The scale most used at an index above 0, moved just across the entry below it.
+    target = np.flatnonzero((used.ravel() > 0) & (used.ravel() < 40))[7]
+    noisy = scale.ravel()
+    noisy[target] = table[used.ravel()[target] - 1] * np.float32(1 - 1e-7)
+    naive = script.scale_indexes(noisy, table)
+    assert (naive != used.ravel()).sum() == 1
+    assert script.read_section(sections[1], [(int(n), y["radii"][i], models[i])
+                                             for i, n in enumerate(np.bincount(naive, minlength=len(table)))]) is None
+    np.testing.assert_array_equal(script.decode_gaussian(sections[1], y, noisy.reshape(scale.shape), models), symbols)
