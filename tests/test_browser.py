@@ -2,7 +2,9 @@
 
 One server for the module. Compare: uploads a PNG through the page's file input, waits for
 the comparison, drags the slider's divider inside its iframe and saves
-tests/artifacts/compare.png. Rate-distortion and Inside the model: the same picture's curves
+tests/artifacts/compare.png; then WebP on the left and JPEG XL on the right at the same size,
+flipped by key, SSIMULACRA 2 for both; the phone layout at 390x844
+(tests/artifacts/compare_phone.png), and the same picture on the other pages. Rate-distortion and Inside the model: the same picture's curves
 (with the Compare page's point) and latents, saved as tests/artifacts/rate_distortion.png
 and inside_model.png. Skipped only where `chromium` is not on the PATH
 (apt-get install -y chromium).
@@ -207,8 +209,102 @@ def test_compare_page_in_chromium(chromium, server, picture):
             page.wait_for_timeout(300)  # let the page settle before the picture
             page.screenshot(path=str(ARTIFACTS / "compare.png"), full_page=True)
             b.check_clean()
+
+            two_codecs_flip_and_score(page, slider)
+            phone_layout(page, slider)
+            b.check_clean()
+            # The same picture is waiting on the other pages (the sidebar's navigation, same session).
+            page.set_viewport_size({"width": 1440, "height": 1700})
+            page.wait_for_timeout(500)
+            if page.get_by_test_id("stExpandSidebarButton").is_visible():  # folded at the phone's width
+                page.get_by_test_id("stExpandSidebarButton").click()
+            for title in ("Inside the model", "Rate-distortion"):
+                page.get_by_test_id("stSidebarNav").get_by_text(title).click()
+                expect(page.get_by_role("heading", name=title)).to_be_visible()
+                expect(page.get_by_text("uploaded on another page").first).to_contain_text(picture.name)
+            b.check_clean()
         finally:
             b.browser.close()
+
+
+def choose(page, label: str, option: str) -> None:
+    """Picks `option` in the Streamlit selectbox labelled `label`."""
+    page.get_by_test_id("stSelectbox").filter(has_text=label).first.click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def two_codecs_flip_and_score(page, slider) -> None:
+    """WebP on the left, JPEG XL on the right at the same size, flipped by key, SSIMULACRA 2 for both."""
+    from playwright.sync_api import expect
+
+    choose(page, "Left side", "WebP")
+    choose(page, "Right side", "JPEG XL")
+    right = page.get_by_test_id("stRadio").nth(1)
+    expect(right.get_by_role("radio", name="Same size as the other side")).to_be_checked()
+    expect(slider.locator(".aec-label-left")).to_contain_text("WebP")
+    expect(slider.locator(".aec-label-right")).to_contain_text("JPEG XL")
+    slider.focus()
+    page.keyboard.down("f")
+    expect(slider.locator(".aec-label-left")).to_contain_text("JPEG XL")
+    expect(slider.locator(".aec-label-right")).to_contain_text("WebP")
+    page.keyboard.up("f")
+    expect(slider.locator(".aec-label-left")).to_contain_text("WebP")
+
+    table = page.get_by_test_id("stTable")
+    expect(table.locator("thead")).to_contain_text("WebP")
+    expect(table.locator("thead")).to_contain_text("JPEG XL")
+    score = table.locator("tr", has_text="SSIMULACRA 2")
+    expect(score).to_contain_text(re.compile(r"-?\d+\.\d.*-?\d+\.\d"))  # scored after the slider: both sides
+    values = [float(v) for v in score.locator("td").all_inner_texts()]
+    assert len(values) == 2 and all(-100 < v < 100 for v in values), values
+    sizes = [int(v.replace(",", "")) for v in table.locator("tr", has_text="Size (bytes)").locator("td")
+             .all_inner_texts()]
+    assert sizes[1] <= sizes[0], sizes  # JPEG XL's file is no larger than WebP's: the same size
+
+
+def phone_layout(page, slider) -> None:
+    """At 390x844 (a phone) nothing is wider than the screen: the slider fills the content width,
+    its toolbar wraps with every control in view, the controls stack, the table fits."""
+    from playwright.sync_api import expect
+
+    page.set_viewport_size({"width": 390, "height": 844})
+    frame = page.locator("iframe[title='st.iframe']")
+    page.wait_for_function("() => document.querySelector(\"iframe[title='st.iframe']\").offsetWidth < 390")
+    page.wait_for_timeout(300)  # the slider relays itself out in its narrower frame
+    width, scroll = page.evaluate("() => [innerWidth, document.documentElement.scrollWidth]")
+    assert scroll <= width, (scroll, width)
+    content = page.get_by_test_id("stMainBlockContainer").evaluate(
+        "e => { const s = getComputedStyle(e); return e.clientWidth - parseFloat(s.paddingLeft)"
+        " - parseFloat(s.paddingRight); }")
+    box = frame.bounding_box()
+    assert abs(box["width"] - content) <= 2 and box["x"] >= 0 and box["x"] + box["width"] <= width, (box, content)
+
+    parts = slider.evaluate("""root => {
+        const rect = e => { const r = e.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; };
+        const bar = root.querySelector('.aec-toolbar'), stage = root.querySelector('.aec-stage');
+        return {bar: rect(bar), stage: rect(stage), scroll: [bar.scrollWidth, bar.clientWidth],
+                controls: [...bar.querySelectorAll('button, select, .aec-size, .aec-zoom-level')]
+                    .filter(e => getComputedStyle(e).display !== 'none').map(rect),
+                labels: [...root.querySelectorAll('.aec-stage > .aec-label, .aec-hint')].map(rect)};
+    }""")
+    assert parts["scroll"][0] <= parts["scroll"][1], parts["scroll"]
+    inside = lambda r, box: box[0] - 0.5 <= r[0] and r[2] <= box[2] + 0.5 and box[1] - 0.5 <= r[1] and r[3] <= box[3] + 0.5
+    assert len(parts["controls"]) >= 10 and all(inside(r, parts["bar"]) for r in parts["controls"]), parts
+    assert all(inside(r, parts["stage"]) for r in parts["labels"]), parts
+    left, right = parts["labels"][:2]
+    assert left[2] <= right[0], (left, right)  # the two labels side by side, not over each other
+
+    selects = [page.get_by_test_id("stSelectbox").filter(has_text=t).first.bounding_box()
+               for t in ("Left side", "Right side")]
+    assert selects[1]["y"] >= selects[0]["y"] + selects[0]["height"], selects  # the two sides' controls stack
+    assert all(s["width"] > 0.8 * content for s in selects), selects
+    table = page.get_by_test_id("stTable")
+    t = table.bounding_box()
+    assert t["x"] >= 0 and t["x"] + t["width"] <= width, t
+    assert table.evaluate("e => e.scrollWidth <= e.clientWidth + 1"), "the numbers table scrolls sideways"
+    frame.scroll_into_view_if_needed()
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(ARTIFACTS / "compare_phone.png"))
 
 
 def test_rate_distortion_and_inside_pages_in_chromium(chromium, server, tmp_path):
