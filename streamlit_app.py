@@ -62,9 +62,10 @@ def model_picker() -> None:
     name = st.selectbox("Model", list(models), format_func=lambda n: models[n], key=shared.MODEL_KEY,
                         help="The learned codec: named weights. Fine-tuned weights appear here too.")
     card = _card(name)
-    facts = [card.get("config", {}).get("arch", ""), f"{card['parameters'] / 1e6:.2f} M parameters"
+    # The box cuts a long name to the sidebar's width; the caption below wraps, so it gives the whole name.
+    facts = [models[name], card.get("config", {}).get("arch", ""), f"{card['parameters'] / 1e6:.2f} M parameters"
              if card.get("parameters") else ""]
-    st.caption(" · ".join(f for f in facts if f) or name)
+    st.caption(" · ".join(shared.md_escape(f) for f in facts if f))
 
 
 def _card(name: str) -> dict:

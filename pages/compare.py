@@ -85,10 +85,12 @@ def side_controls(where: str, default_codec: str, default_setting: str) -> cmp.S
     options = learned_names() + classical_names() + [cmp.ORIGINAL]
     if st.session_state.get(f"{where}_codec") not in options:
         st.session_state[f"{where}_codec"] = default_codec if default_codec in options else cmp.REFERENCE
+    name = lambda n: "Original (uncoded)" if n == cmp.ORIGINAL else shared.codec(n).label or n  # noqa: E731
     codec = st.selectbox(
-        f"{where.title()} side", options, key=f"{where}_codec", persist_state="session",
-        format_func=lambda n: "Original (uncoded)" if n == cmp.ORIGINAL else shared.codec(n).label or n,
-        help="Any learned model, any classical codec, or the original image.")
+        f"{where.title()} side", options, key=f"{where}_codec", persist_state="session", format_func=name,
+        # the box cuts a long name to the column's width: its tooltip gives the whole of it
+        help=f"**{shared.md_escape(name(st.session_state[f'{where}_codec']))}**. "
+             "Any learned model, any classical codec, or the original image.")
     if codec == cmp.ORIGINAL:
         return cmp.Side(cmp.ORIGINAL)
     if st.session_state.get(f"{where}_setting") not in SETTINGS:

@@ -55,6 +55,20 @@ def test_shell_runs_and_lists_the_pages(app):
     assert not app.exception and app.title[0].value == "Learned codec vs JPEG"
 
 
+def test_long_model_names_can_be_read_whole(app):
+    """A select box cuts a long label to its width; the sidebar's caption and the side's tooltip give all of it."""
+    long = "tiny-hyper: a mean-scale hyperprior fine-tuned on forty holiday photos (2026)"
+    weights.update_card("tiny-hyper", {"label": long})
+    app.run()
+    assert not app.exception
+    assert app.sidebar.selectbox(key="model").value == "tiny-hyper"
+    assert any(long in c.value for c in app.sidebar.caption)
+    left = app.selectbox(key="left_codec")
+    assert left.value == "tiny-hyper" and long in left.help
+    app.selectbox(key="left_codec").set_value("jpeg").run()
+    assert "**JPEG**" in app.selectbox(key="left_codec").help  # the tooltip follows the choice
+
+
 def test_compare_with_a_sample_renders_metrics(app):
     at = run_compare(app)
     assert not at.error

@@ -307,6 +307,35 @@ def phone_layout(page, slider) -> None:
     page.screenshot(path=str(ARTIFACTS / "compare_phone.png"))
 
 
+def test_slider_labels_wrap_rather_than_cut_on_a_narrow_slider(chromium):
+    """The side labels end with the file size: a long label wraps, never cut, at a width above the
+    phone layout's (which has rules of its own)."""
+    from playwright.sync_api import sync_playwright
+    from aecore.viewer import slider_html
+
+    rng = np.random.default_rng(0)
+    a, b = (rng.integers(0, 256, (120, 160, 3), dtype=np.uint8) for _ in range(2))
+    left, right = "hyperprior: mean-scale hyperprior (default) q 4.5 · 14.1 KB", "JPEG XL q 90 · 13.9 KB"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 720, "height": 420})
+            page.set_content(slider_html({left: a, right: b}, left=left, right=right, height=360))
+            boxes = []
+            for selector, text in ((".aec-label-left", left), (".aec-label-right", right)):
+                label = page.locator(selector)
+                assert label.inner_text() == text
+                whole = label.evaluate("e => e.scrollWidth <= e.clientWidth && e.scrollHeight <= e.clientHeight")
+                assert whole, (selector, label.evaluate("e => [e.scrollWidth, e.clientWidth]"))
+                boxes.append(label.bounding_box())
+            stage = page.locator(".aec-stage").bounding_box()
+            assert boxes[0]["x"] + boxes[0]["width"] < boxes[1]["x"]  # side by side, not over each other
+            assert all(stage["x"] <= b["x"] and b["x"] + b["width"] <= stage["x"] + stage["width"] for b in boxes)
+            assert boxes[0]["height"] > boxes[1]["height"]  # the long one wrapped onto more lines
+        finally:
+            browser.close()
+
+
 def test_rate_distortion_and_inside_pages_in_chromium(chromium, server, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
