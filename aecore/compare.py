@@ -158,11 +158,12 @@ class Side:
 
 
 def compare_sides(image: np.ndarray, left: Side, right: Side, extra: Side | None = None,
-                  codecs=None, perceptual: bool = True) -> Comparison:
+                  codecs=None, perceptual: bool = True, starts: dict | None = None) -> Comparison:
     """Codes each side as it asks; a side set to SAME_AS_OTHER is matched to the other side's file
     (the third column's "other side" is the left one, or the right if the left is the original).
     `perceptual=False` leaves SSIMULACRA 2 unscored (NaN) for `score_perceptual` to fill later:
-    the Compare page shows the slider first and scores it after."""
+    the Compare page shows the slider first and scores it after. `starts` ({codec name: quality},
+    such as the last comparison's) is where each size search starts (`target.fit`)."""
     resolve = codecs or get_codec
     sides = {"left": left, "right": right, **({"extra": extra} if extra is not None else {})}
     for where, side in sides.items():
@@ -186,13 +187,15 @@ def compare_sides(image: np.ndarray, left: Side, right: Side, extra: Side | None
             done[where] = code(codec, image, q, note="" if codec.kind == "learned" else f"fixed quality {q:g}",
                                perceptual=perceptual)
         elif side.setting == TARGET_SIZE:
-            done[where] = matched(codec, image, int(round(side.target_kb * 1000)), perceptual=perceptual)
+            done[where] = matched(codec, image, int(round(side.target_kb * 1000)), perceptual=perceptual,
+                                  start=(starts or {}).get(codec.name))
         else:
             other = {"left": "right", "right": "left"}.get(where) or ("left" if left.codec != ORIGINAL else "right")
             if sides[other].codec == ORIGINAL or sides[other].setting == SAME_AS_OTHER:
                 raise ValueError(f"{where} side: 'same size as the other side' needs the other side to be coded "
                                  "at a quality or a target size")
-            done[where] = matched(codec, image, done[other].num_bytes, perceptual=perceptual)
+            done[where] = matched(codec, image, done[other].num_bytes, perceptual=perceptual,
+                                  start=(starts or {}).get(codec.name))
 
     for where in sorted(sides, key=lambda w: sides[w].setting == SAME_AS_OTHER):  # fixed sides first
         run(where)
@@ -223,7 +226,8 @@ def code(codec: Codec, image: np.ndarray, quality: float, note: str = "", data: 
                        extension=codec.extension, mime=codec.mime, note=note)
 
 
-def matched(codec: Codec, image: np.ndarray, budget: int, perceptual: bool = True) -> CodecResult:
+def matched(codec: Codec, image: np.ndarray, budget: int, perceptual: bool = True,
+            start: float | None = None) -> CodecResult:
     """`codec` at its highest quality whose file fits in `budget` bytes.
 
     When even the lowest quality is larger, that lowest quality is used and the result
@@ -231,7 +235,7 @@ def matched(codec: Codec, image: np.ndarray, budget: int, perceptual: bool = Tru
     would not be fair.
     """
     try:
-        quality, data = fit(codec, image, budget)
+        quality, data = fit(codec, image, budget, start=start)
     except BudgetError:
         pass
     else:

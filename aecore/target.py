@@ -51,9 +51,15 @@ def bpp_budget(bpp: float, height: int, width: int) -> int:
 
 
 def fit(codec: Codec | str, image: np.ndarray, max_bytes: int, tol: float = 0.01,
-        overhead: int = 0) -> tuple[float, bytes]:
+        overhead: int = 0, start: float | None = None) -> tuple[float, bytes]:
     """(quality, file): the highest quality whose file, plus `overhead` bytes added around
     it later (metadata), fits in `max_bytes`. Raises BudgetError when even the lowest does not.
+
+    `start` (integer qualities only) is where the answer probably is, such as the last one for
+    a nearby budget: the search steps out from it (1, 2, 4... qualities) to bracket the answer,
+    then bisects, so a small change costs two or three encodes instead of seven. The answer
+    is the same (for sizes that grow with quality); a continuous quality ignores `start`, so
+    its answer, which depends on the bisection's path within `tol`, is always the same.
     """
     codec = get_codec(codec) if isinstance(codec, str) else codec
     qmin, qmax = codec.quality_range
@@ -69,6 +75,8 @@ def fit(codec: Codec | str, image: np.ndarray, max_bytes: int, tol: float = 0.01
         return len(encoded(q)) <= room
 
     lo, hi = (float(qmin), float(qmax)) if codec.continuous else (int(qmin), int(qmax))
+    if start is not None and not codec.continuous and lo < round(start) < hi:
+        lo, hi = _bracket(fits, round(start), lo, hi)
     if not fits(lo):
         raise BudgetError(codec.name, max_bytes, len(encoded(lo)) + overhead, lo)
     if fits(hi):
@@ -82,3 +90,22 @@ def fit(codec: Codec | str, image: np.ndarray, max_bytes: int, tol: float = 0.01
             mid = (lo + hi + 1) // 2
             lo, hi = (mid, hi) if fits(mid) else (lo, mid - 1)
     return lo, encoded(lo)
+
+
+def _bracket(fits, start: int, lo: int, hi: int) -> tuple[int, int]:
+    """(lo, hi) around the answer, stepping out from `start` by doubling steps: lo is a quality
+    that fits (or the lowest, untried) and hi one that does not (or the highest, untried)."""
+    step = 1
+    if fits(start):
+        lo = start
+        while lo + step < hi:
+            if not fits(lo + step):
+                return lo, lo + step
+            lo, step = lo + step, step * 2
+        return lo, hi
+    hi = start
+    while hi - step > lo:
+        if fits(hi - step):
+            return hi - step, hi
+        hi, step = hi - step, step * 2
+    return lo, hi

@@ -32,10 +32,12 @@ WIN_STYLE = "background-color: rgba(33, 195, 84, 0.16); font-weight: 700; color:
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def run_comparison(image_key: str, _image, left: cmp.Side, right: cmp.Side, extra: cmp.Side | None,
-                   stamps: str) -> cmp.Comparison:
+                   stamps: str, _starts: dict | None = None) -> cmp.Comparison:
     """One comparison, keyed by the image's hash, the sides and the learned weights' stamps (not the pixels).
-    SSIMULACRA 2 is left unscored: `perceptual_scores` scores it once the slider is on the page."""
-    return cmp.compare_sides(_image, left, right, extra, codecs=shared.codec, perceptual=False)
+    SSIMULACRA 2 is left unscored: `perceptual_scores` scores it once the slider is on the page.
+    `_starts` (this session's last matched qualities) only speeds the size searches up, so it is
+    not part of the key."""
+    return cmp.compare_sides(_image, left, right, extra, codecs=shared.codec, perceptual=False, starts=_starts)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -329,7 +331,9 @@ def main() -> None:
     height = slider_height(coded.shape)
     try:
         with st.spinner("Encoding, decoding and measuring..."):
-            comp = run_comparison(image_key, coded, *sides, stamps)
+            starts = st.session_state.setdefault("compare_starts", {})  # this session's own, never shared
+            comp = run_comparison(image_key, coded, *sides, stamps, starts)
+            starts.update({r.codec: r.quality for r in comp.results if r.kind == "classical"})
             views = build_views(run_key, comp, height)
     except MemoryError:
         st.error("This image is too large to code on this machine; use the downscaled copy or a smaller image.",

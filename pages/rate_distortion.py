@@ -63,18 +63,26 @@ def qualities(codec: str) -> list[float]:
     return rd.sweep_qualities(codec) if codec in learned_names() else CLASSICAL_QUALITIES
 
 
-def sweep(images: dict[str, tuple[str, object]], codecs: list[str], metric: str = "ms_ssim_db") -> list[dict]:
-    """Rows of `rd.sweep` for {name: (cache key, pixels)}, measured point by point with a progress bar."""
-    plan = [(name, key, pixels, codec, q) for name, (key, pixels) in images.items()
-            for codec in codecs for q in qualities(codec)]
+def sweep(images: dict[str, tuple[str, object]], codecs: list[str], metric: str = "ms_ssim_db",
+          live=None) -> list[dict]:
+    """Rows of `rd.sweep` for {name: (cache key, pixels)}, measured point by point with a progress bar.
+
+    Classical codecs are measured first (milliseconds a point, so the first curves show within
+    a second or two), then the learned ones; `live(rows)` is called with the rows so far each
+    time a codec's curve is complete. The rows come back in the order of `codecs`."""
+    order = sorted(codecs, key=lambda c: c in learned_names())  # stable: the user's order within each kind
+    plan = [(name, key, pixels, codec, q) for codec in order for name, (key, pixels) in images.items()
+            for q in qualities(codec)]
     stamps = {c: weights.stamp(c) for c in codecs}
     bar = st.progress(0.0, text="Coding and measuring...")
     rows = []
     for i, (name, key, pixels, codec, q) in enumerate(plan):
         bar.progress(i / len(plan), text=f"{label(codec)} at quality {q:g} · {name} ({i + 1} of {len(plan)})")
         rows.append({**measure(key, pixels, codec, stamps[codec], q, metric == "ssimulacra2"), "image": name})
+        if live is not None and (i + 1 == len(plan) or plan[i + 1][3] != codec):
+            live(sorted(rows, key=lambda r: codecs.index(r["codec"])))
     bar.empty()
-    return rows
+    return sorted(rows, key=lambda r: codecs.index(r["codec"]))
 
 
 @st.cache_data(max_entries=2, show_spinner=False)
@@ -248,7 +256,15 @@ def this_image() -> None:
         st.info("Pick at least one codec.", icon=":material/info:")
         return
     metric = pick_metric()
-    rows = sweep({name: (key, coded)}, codecs, metric)
+    chart, drawn = st.empty(), []
+
+    def live(rows_so_far: list[dict]) -> None:  # each curve drawn as its last point arrives
+        drawn.append(1)
+        chart.plotly_chart(rd_chart.figure(rows_so_far, False, None, None, metric, label=label),
+                           key=f"rd_live_{len(drawn)}", config={"displaylogo": False})
+
+    rows = sweep({name: (key, coded)}, codecs, metric, live=live)
+    chart.empty()
     point = st.session_state.get(shared.OPERATING_POINT_KEY)
     mark = (point is not None and point.get("image") == name and point.get("size") == f"{w}x{h}"
             and point.get("codec") in codecs)

@@ -132,3 +132,34 @@ def test_command_line_target_bpp_and_a_budget_too_small(tmp_path, photo):
     assert not (tmp_path / "tiny.jpg").exists()
     proc = _run("compress", str(src), str(out), "--target-size", "25 furlongs")
     assert proc.returncode == 2 and "invalid size" in proc.stderr
+
+
+@pytest.mark.parametrize("name", ["jpeg", "webp"])
+def test_a_start_finds_the_same_quality_in_fewer_encodes(photo, name):
+    """A search that starts from the last answer (the Compare page's slider moving) gives the
+    answer of a search from scratch, wherever it starts, and a nearby start costs fewer encodes."""
+    codec = get_codec(name)
+    sizes = {q: len(codec.encode(photo, q)) for q in range(1, 101)}
+    counted = []
+
+    class Counting:
+        def __getattr__(self, attr):
+            return getattr(codec, attr)
+
+        def encode(self, image, q):
+            counted.append(q)
+            return codec.encode(image, q)
+
+    for budget in (sizes[20] + 1, sizes[55], sizes[90] - 1):
+        plain = target.fit(codec, photo, budget)
+        for start in (2, 19, 54, 56, 89, 99):
+            assert target.fit(codec, photo, budget, start=start) == plain
+        best = plain[0]
+        counted.clear()
+        target.fit(Counting(), photo, budget)
+        scratch = len(counted)
+        counted.clear()
+        target.fit(Counting(), photo, budget, start=best)
+        assert len(counted) < scratch and len(counted) <= 3
+    with pytest.raises(target.BudgetError):
+        target.fit(codec, photo, sizes[1] - 1, start=50)
