@@ -75,7 +75,14 @@ def _card(name: str) -> dict:
         return {}
 
 
+# Streamlit's own sidebar list is off (.streamlit/config.toml: for a pages/ folder it would
+# list the files there until this runs); the navigation is drawn here, as links, instead.
+navigation = st.navigation(PAGES, position="hidden")
+
 with st.sidebar:
+    for page in PAGES:
+        st.page_link(page)
+    st.divider()
     model_picker()
     st.divider()
     st.markdown(
@@ -84,4 +91,4 @@ with st.sidebar:
         "Rate is the whole file, 8 x bytes / pixels; quality is PSNR and MS-SSIM on RGB."
     )
 
-st.navigation(PAGES).run()
+navigation.run()

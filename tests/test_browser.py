@@ -135,6 +135,23 @@ def upload_on_compare(page, url: str, picture: Path) -> None:
     page.get_by_text(picture.name).first.wait_for()
 
 
+# Records every link the sidebar shows, from the first paint on (Streamlit's own page list
+# for a `pages/` folder would show the files there until the router's navigation replaced it).
+_SIDEBAR_LINKS = r"""
+window.__sidebarLinks = new Set();
+new MutationObserver(() => {
+  for (const a of document.querySelectorAll('[data-testid="stSidebar"] a')) {
+    window.__sidebarLinks.add(a.innerText.trim().split("\n").pop());  // the title, after the icon's name
+  }
+}).observe(document, {subtree: true, childList: true, characterData: true});
+"""
+NAVIGATION = ["Compare", "Rate-distortion", "Fine-tune", "Inside the model", "Gallery"]
+
+
+def sidebar_link(page, title: str):
+    return page.get_by_test_id("stSidebar").get_by_role("link", name=title, exact=True)
+
+
 def test_compare_page_in_chromium(chromium, server, picture):
     from playwright.sync_api import expect, sync_playwright
 
@@ -142,7 +159,14 @@ def test_compare_page_in_chromium(chromium, server, picture):
         b = Browser(p, chromium, server)
         page = b.page
         try:
+            # The server's first visitor: from the first paint the sidebar lists only the app's pages.
+            page.add_init_script(_SIDEBAR_LINKS)
             upload_on_compare(page, server, picture)
+            expect(sidebar_link(page, "Gallery")).to_be_visible()
+            links = page.evaluate("[...window.__sidebarLinks]")
+            assert links and set(links) <= set(NAVIGATION), links
+            shown = page.get_by_test_id("stSidebar").get_by_role("link").all_inner_texts()
+            assert [text.strip().split("\n")[-1] for text in shown] == NAVIGATION
             expect(page.get_by_text("PSNR").first).to_be_visible()
             expect(page.get_by_test_id("stTable")).to_contain_text("PSNR (dB)")
             slider = page.frame_locator("iframe[title='st.iframe']").locator("#aec-slider")
@@ -219,7 +243,7 @@ def test_compare_page_in_chromium(chromium, server, picture):
             if page.get_by_test_id("stExpandSidebarButton").is_visible():  # folded at the phone's width
                 page.get_by_test_id("stExpandSidebarButton").click()
             for title in ("Inside the model", "Rate-distortion"):
-                page.get_by_test_id("stSidebarNav").get_by_text(title).click()
+                sidebar_link(page, title).click()
                 expect(page.get_by_role("heading", name=title)).to_be_visible()
                 expect(page.get_by_text("uploaded on another page").first).to_contain_text(picture.name)
             b.check_clean()
@@ -352,7 +376,7 @@ def test_rate_distortion_and_inside_pages_in_chromium(chromium, server, tmp_path
             expect(slider).to_contain_text("150×100 px")  # this picture's result is in
 
             page.set_viewport_size({"width": 1440, "height": 1700})  # Streamlit scrolls inside: fit the page
-            page.get_by_test_id("stSidebarNav").get_by_text("Rate-distortion").click()  # same session
+            sidebar_link(page, "Rate-distortion").click()  # same session
             expect(page.get_by_role("heading", name="Rate-distortion")).to_be_visible()
             page.locator("input[type=file]").first.set_input_files(str(picture))
             page.get_by_text("coffee_cup.png").first.wait_for()
@@ -369,7 +393,7 @@ def test_rate_distortion_and_inside_pages_in_chromium(chromium, server, tmp_path
             b.check_clean()
 
             page.set_viewport_size({"width": 1440, "height": 2900})
-            page.get_by_test_id("stSidebarNav").get_by_text("Inside the model").click()
+            sidebar_link(page, "Inside the model").click()
             expect(page.get_by_role("heading", name="Inside the model")).to_be_visible()
             # no upload here: the image uploaded on the other pages is this session's current image
             expect(page.get_by_text("uploaded on another page").first).to_be_visible()

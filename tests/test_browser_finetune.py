@@ -41,7 +41,8 @@ def test_fine_tune_page_in_chromium(tmp_path, monkeypatch):
                     ours = (url, "data:", "blob:", "about:")
                     page.on("request", lambda r: None if r.url.startswith(ours) else outside.append(r.url))
                     page.goto(url)  # the app's front door, then its navigation, as a visitor goes
-                    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Fine-tune").click(timeout=60_000)
+                    sidebar = page.get_by_test_id("stSidebar")
+                    sidebar.get_by_role("link", name="Fine-tune", exact=True).click(timeout=60_000)
                     expect(page.get_by_role("heading", name="Fine-tune", exact=True)).to_be_visible()
 
                     base = page.get_by_test_id("stSelectbox").filter(has_text="Base model")
