@@ -5,7 +5,7 @@
     print(verdict(result.results))   # "At 14.2 KB, the autoencoder is +3.1 dB PSNR over JPEG (...)"
 
 The Compare page is a thin shell over this module; anything it shows can be computed
-here from plain Python. Two modes (DESIGN section 4):
+here from plain Python. Two modes:
 
 - "same size": the JPEG file is the largest one (quality found by bisection) that is not
   larger than the learned stream, so the learned codec never wins by spending more bits.

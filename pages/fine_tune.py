@@ -30,7 +30,7 @@ from aecore import io, jobs, weights
 from aecore.imaging import preview
 from pages import shared
 
-DEFAULT_STEPS = jobs.JobConfig.steps  # 200: DESIGN.md's target run
+DEFAULT_STEPS = jobs.JobConfig.steps  # 200: the target run, 10 images in under 10 minutes
 REFRESH_SECONDS = 1.5   # live view of a running job: often enough to look alive, cheap to read
 LEARNING_RATES = [1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3]
 CROPS = [64, 128, 192, 256]
