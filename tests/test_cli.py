@@ -11,6 +11,7 @@ import numpy as np
 from PIL import Image
 import pytest
 
+from aecore.__main__ import main
 from aecore.io import load_image
 from aecore.metrics import psnr, ssimulacra2
 
@@ -92,24 +93,30 @@ def test_bad_images_exit_2_with_one_line(tmp_path, photo, content, words):
     assert "bad.png" in out.stderr and re.search(words, out.stderr, re.I)
 
 
-def test_bad_streams_exit_2(user_weights, photo, tmp_path):
+def test_bad_streams_exit_2(user_weights, photo, tmp_path, monkeypatch, capsys):
+    """One real process shows the whole path (exit code, stderr); the other cases run in-process."""
     src = tmp_path / "in.png"
     Image.fromarray(photo).save(src)
     aec = tmp_path / "out.aec"
-    assert run("compress", src, aec, "--codec", "tiny-seed", env_weights=user_weights).returncode == 0
+    assert main(["compress", str(src), str(aec), "--codec", "tiny-seed"]) == 0
     data = aec.read_bytes()
-    cases = {"trunc.aec": data[:-7], "flip.aec": data[:40] + bytes([data[40] ^ 1]) + data[41:],
-             "magic.aec": b"XXXX" + data[4:]}
+    (tmp_path / "trunc.aec").write_bytes(data[:-7])
+    out = run("decompress", tmp_path / "trunc.aec", tmp_path / "x.png", env_weights=user_weights)
+    assert out.returncode == 2, out.stderr
+    assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    capsys.readouterr()
+    cases = {"flip.aec": data[:40] + bytes([data[40] ^ 1]) + data[41:], "magic.aec": b"XXXX" + data[4:]}
     for name, content in cases.items():
         (tmp_path / name).write_bytes(content)
-        out = run("decompress", tmp_path / name, tmp_path / "x.png", env_weights=user_weights)
-        assert out.returncode == 2, (name, out.stderr)
-        assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
+        assert main(["decompress", str(tmp_path / name), str(tmp_path / "x.png")]) == 2, name
+        assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert not (tmp_path / "x.png").exists()
     # A stream whose weights are not installed.
-    out = run("decompress", aec, tmp_path / "x.png", env_weights=tmp_path / "empty")
-    assert out.returncode == 2 and "tiny-seed" in out.stderr
-    out = run("decompress", tmp_path / "missing.aec", tmp_path / "x.png")
-    assert out.returncode == 2 and "missing.aec" in out.stderr
+    monkeypatch.setenv("AECORE_USER_WEIGHTS", str(tmp_path / "empty"))
+    assert main(["decompress", str(aec), str(tmp_path / "x.png")]) == 2
+    assert "tiny-seed" in capsys.readouterr().err
+    assert main(["decompress", str(tmp_path / "missing.aec"), str(tmp_path / "x.png")]) == 2
+    assert "missing.aec" in capsys.readouterr().err
 
 
 def _awkward(tmp_path, photo) -> dict:
@@ -142,7 +149,6 @@ def _awkward(tmp_path, photo) -> dict:
 
 
 def test_awkward_images_compress_and_decompress(user_weights, photo, tmp_path, capsys):
-    from aecore.__main__ import main
     expected = {"gray.png": (96, 128), "gray16.png": (96, 128), "tiny.png": (1, 1, 3), "odd.png": (17, 3, 3),
                 "rotated.jpg": (128, 96, 3)}
     for name, path in _awkward(tmp_path, photo).items():
@@ -218,7 +224,6 @@ def test_compress_scores_ssimulacra2_as_the_compare_page_does_on_large_images(tm
 
 
 def test_compress_refuses_an_output_named_for_another_format(user_weights, photo, tmp_path, capsys):
-    from aecore.__main__ import main
     src = tmp_path / "in.png"
     Image.fromarray(photo).save(src)
     out = tmp_path / "out.png"
@@ -232,7 +237,6 @@ def test_compress_refuses_an_output_named_for_another_format(user_weights, photo
 
 
 def test_compress_writes_the_format_the_extension_names_and_says_so(photo, tmp_path, capsys):
-    from aecore.__main__ import main
     src = tmp_path / "in.png"
     Image.fromarray(photo).save(src)
     for name, magic in (("out.webp", lambda b: b[8:12] == b"WEBP"), ("out.jpeg", lambda b: b[:3] == b"\xff\xd8\xff")):
@@ -248,7 +252,6 @@ def test_compress_writes_the_format_the_extension_names_and_says_so(photo, tmp_p
 
 def test_decompress_writes_lossless_formats_by_extension_and_refuses_lossy_ones(user_weights, photo, tmp_path,
                                                                               capsys):
-    from aecore.__main__ import main
     src, aec = tmp_path / "in.png", tmp_path / "s.aec"
     Image.fromarray(photo).save(src)
     assert main(["compress", str(src), str(aec), "--codec", "tiny-hyper"]) == 0
@@ -268,7 +271,6 @@ def test_decompress_writes_lossless_formats_by_extension_and_refuses_lossy_ones(
 
 
 def test_not_found_names_the_path_as_given(user_weights, tmp_path, capsys, monkeypatch):
-    from aecore.__main__ import main
     monkeypatch.chdir(tmp_path)
     (tmp_path / "sub").mkdir()
     for argv, given in ((["compress", "./sub/../missing.png", "o.jpg"], "./sub/../missing.png"),
@@ -283,7 +285,6 @@ def test_not_found_names_the_path_as_given(user_weights, tmp_path, capsys, monke
 
 
 def test_help_lists_every_command_and_every_option_has_help(capsys):
-    from aecore.__main__ import main
     with pytest.raises(SystemExit):
         main(["--help"])
     top = capsys.readouterr().out
