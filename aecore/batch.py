@@ -81,9 +81,10 @@ def decoded_format(output: str) -> str:
     return DECODED_FORMATS.get(suffix, "PNG")
 
 
-def compress_file(source: str, output: str, options: dict) -> dict:
-    """Codes one image to `output` at options' quality or within its target size; returns the record."""
-    from .codecs import get_codec
+def compress_file(source: str, output: str, options: dict, progress=None) -> dict:
+    """Codes one image to `output` at options' quality or within its target size, at options'
+    `effort` (default fast); returns the record. `progress(done, total)` follows a refinement."""
+    from .codecs import get_codec, with_effort
     from .compare import SSIMULACRA2_PIXELS, scaled_ssimulacra2
     from .io import atomic_write, load_image
     from .measure import measure
@@ -91,7 +92,9 @@ def compress_file(source: str, output: str, options: dict) -> dict:
     from .weights import DEFAULT_MODEL
 
     loaded = load_image(source, name=source)  # messages name the path as given
-    codec = get_codec(options.get("codec") or DEFAULT_MODEL)
+    effort = options.get("effort") or "fast"
+    codec = with_effort(get_codec(options.get("codec") or DEFAULT_MODEL), effort,
+                        **({"progress": progress} if progress and effort != "fast" else {}))
     data = None
     if options.get("target_size") is not None:
         quality, data = fit(codec, loaded.pixels, options["target_size"])
@@ -114,7 +117,7 @@ def compress_file(source: str, output: str, options: dict) -> dict:
         if loaded.width * loaded.height > SSIMULACRA2_PIXELS:
             notes.append(f"SSIMULACRA 2 scored on a copy of at most {SSIMULACRA2_PIXELS / 1e6:g} MP")
     return {"input": source, "output": output, "codec": codec.name,
-            "quality": m.quality,
+            "quality": m.quality, **({"effort": effort} if codec.kind == "learned" else {}),
             "width": loaded.width, "height": loaded.height, "bytes_in": os.path.getsize(source), **metrics,
             "encode_ms": round(m.encode_ms, 1), "decode_ms": round(m.decode_ms, 1),
             "notes": notes}

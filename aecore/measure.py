@@ -64,17 +64,21 @@ def measure(codec: Codec, image: np.ndarray, quality: float, data: bytes | None 
 
     `data` is a file already encoded at `quality` (by a size search): it is what gets decoded
     and scored, and the image is still encoded once, so the encode time is that of one plain
-    encode and not of the search. `perceptual=False` leaves SSIMULACRA 2 out (NaN), the one
+    encode and not of the search (unless the codec remembers how long `data` took: a refined
+    encode is not repeated). `perceptual=False` leaves SSIMULACRA 2 out (NaN), the one
     metric that costs more than the coding. `clock` returns seconds (default `time.perf_counter`). `quality` is reported
     as the codec takes it (a whole number for the classical codecs).
     """
     clock = clock or time.perf_counter
+    known = None if data is None else codec.encode_seconds(data)
     with codec.exclusive():  # the clock starts once no other session's coding is ahead of this one
         t0 = clock()
-        fresh = codec.encode(image, quality)
+        if known is None:
+            fresh = codec.encode(image, quality)
+            data = fresh if data is None else data
         t1 = clock()
-        data = fresh if data is None else data
         decoded = codec.decode(data)
         t2 = clock()
-    return Measurement(codec=codec.name, quality=codec.check_quality(quality), data=data, decoded=decoded, encode_s=t1 - t0,
-                       decode_s=t2 - t1, metrics=evaluate(image, decoded, len(data), perceptual))
+    return Measurement(codec=codec.name, quality=codec.check_quality(quality), data=data, decoded=decoded,
+                       encode_s=t1 - t0 if known is None else known, decode_s=t2 - t1,
+                       metrics=evaluate(image, decoded, len(data), perceptual))

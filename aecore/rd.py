@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from scipy.interpolate import PchipInterpolator
 
-from .codecs import get_codec
+from .codecs import get_codec, with_effort
 from .measure import measure
 
 # Sweep qualities per classical codec name; learned weights sweep their own trained levels.
@@ -33,7 +33,7 @@ DEFAULT_QUALITIES: dict[str, list[float]] = {
 }
 
 METRICS = ("bytes", "bpp", "psnr", "ssim", "ms_ssim", "ms_ssim_db", "ssimulacra2", "blockiness")
-_TEXT_COLUMNS = {"image", "codec"}
+_TEXT_COLUMNS = {"image", "codec", "effort"}
 
 
 def default_codecs() -> list[str]:
@@ -62,13 +62,14 @@ def sweep_qualities(name: str) -> list[float]:
 
 
 def sweep(images: dict[str, np.ndarray], codecs: dict[str, list[float]], progress=None,
-          perceptual: bool = True) -> list[dict]:
+          perceptual: bool = True, effort: str = "fast") -> list[dict]:
     """One row per (image, codec, quality): size, metrics and coding times.
 
     `progress(done, total, label)` is called after each encode/decode pair. `perceptual=False`
-    skips SSIMULACRA 2 (NaN), the one metric slower than the coding itself.
+    skips SSIMULACRA 2 (NaN), the one metric slower than the coding itself. `effort` is the
+    learned codecs' (recorded in an "effort" column); classical codecs are coded as always.
     """
-    plan = [(get_codec(name), qualities) for name, qualities in codecs.items()]
+    plan = [(_at_effort(get_codec(name), effort), qualities) for name, qualities in codecs.items()]
     total = len(images) * sum(len(q) for _, q in plan)
     rows, done = [], 0
     for image_name, image in images.items():
@@ -85,8 +86,13 @@ def point(codec, image_name: str, image: np.ndarray, quality: float, perceptual:
     """One sweep row: `image` coded by `codec` (a Codec or its name) at `quality`, measured."""
     codec = get_codec(codec) if isinstance(codec, str) else codec
     m = measure(codec, image, quality, perceptual=perceptual)
-    return {"image": image_name, "codec": codec.name, "quality": quality, **{k: m.metrics[k] for k in METRICS},
+    return {"image": image_name, "codec": codec.name, "quality": quality, "effort": getattr(codec, "effort", "fast"),
+            **{k: m.metrics[k] for k in METRICS},
             "encode_ms": round(m.encode_ms, 2), "decode_ms": round(m.decode_ms, 2)}
+
+
+def _at_effort(codec, effort: str):
+    return with_effort(codec, effort) if codec.kind == "learned" else codec
 
 
 def average(rows: list[dict]) -> list[dict]:

@@ -34,10 +34,9 @@ import time
 
 import torch
 
+from .codecs.base import EFFORTS, check_effort  # noqa: F401  (EFFORTS: re-exported)
 from .models.base import CompressionModel, quality_lambda
 from .models.entropy import fixed_threads
-
-EFFORTS = ("fast", "balanced", "best")
 
 
 class Cancelled(Exception):
@@ -69,23 +68,39 @@ PRESETS: dict[str, dict[str, Schedule]] = {
 ITERATION_SECONDS = {"hyperprior": 0.5, "seed": 1.0}
 
 
-def check_effort(effort: str) -> str:
-    if effort not in EFFORTS:
-        raise ValueError(f"unknown effort {effort!r}; use one of {', '.join(EFFORTS)}")
-    return effort
+# The presets' rule (`choose_presets`, run by benchmarks/effort.py on the measured curve of
+# seconds per 768x512 image against BD-rate over the fast encoder): each effort takes the
+# iteration count with the best BD-rate by PSNR among those within its time budget on 2 cores,
+# or the fewest iterations within GAIN_TOLERANCE points of that (a flat curve buys nothing).
+BUDGET_SECONDS = {"balanced": 10.0, "best": 90.0}
+GAIN_TOLERANCE = 0.5
 
 
-def schedule(model: CompressionModel, effort: str) -> Schedule | None:
-    """The preset for `effort` on this architecture; None for "fast" (no refinement)."""
+def choose_presets(curve: list[dict]) -> dict[str, int]:
+    """{effort: iterations} from rows {"iterations", "seconds_per_image", "bd_rate_psnr"}."""
+    chosen = {}
+    for effort, budget in BUDGET_SECONDS.items():
+        within = [c for c in curve if c["seconds_per_image"] <= budget] or [min(curve, key=lambda c: c["iterations"])]
+        best = min(c["bd_rate_psnr"] for c in within)
+        chosen[effort] = min(c["iterations"] for c in within if c["bd_rate_psnr"] <= best + GAIN_TOLERANCE)
+    return chosen
+
+
+def schedule(model: CompressionModel, effort: str, presets: dict | None = None) -> Schedule | None:
+    """The preset for `effort` on this architecture; None for "fast" (no refinement).
+    `presets` ({effort: Schedule}) overrides PRESETS for the efforts it names (tests pass a
+    few iterations explicitly)."""
     if check_effort(effort) == "fast":
         return None
-    presets = PRESETS.get(model.arch, PRESETS["hyperprior"])
-    return presets[effort]
+    if presets and effort in presets:
+        return presets[effort]
+    return PRESETS.get(model.arch, PRESETS["hyperprior"])[effort]
 
 
-def expected_seconds(model: CompressionModel, effort: str, height: int, width: int) -> float:
+def expected_seconds(model: CompressionModel, effort: str, height: int, width: int,
+                     presets: dict | None = None) -> float:
     """About how long the refinement of an image this size takes on 2 free cores (0 for fast)."""
-    plan = schedule(model, effort)
+    plan = schedule(model, effort, presets)
     if plan is None:
         return 0.0
     per_it = ITERATION_SECONDS.get(model.arch, max(ITERATION_SECONDS.values()))
@@ -135,9 +150,7 @@ def refine(model: CompressionModel, x: torch.Tensor, quality: float, schedule: S
     to keep a copy of the latents (the effort benchmark codes each one).
     """
     t0 = time.perf_counter()
-    padded = model.pad(x)
-    with fixed_threads(), torch.inference_mode():
-        start = {lat.name: lat.values for lat in model.analyse(padded, quality).latents}
+    start = analysed(model, x, quality)
     names = model.coded_latents
     latents = {k: start[k].clone().requires_grad_(True) for k in names}
     optimizer = torch.optim.Adam(latents.values(), lr=schedule.lr)
@@ -157,11 +170,18 @@ def refine(model: CompressionModel, x: torch.Tensor, quality: float, schedule: S
         if progress is not None:
             progress(t + 1, schedule.iterations)
     refined = {k: v.detach() for k, v in latents.items()}
-    fast = {k: start[k] for k in names}
-    best, loss, x_hat, fast_loss = _better(model, x, quality, refined, fast)
+    fast = start
+    best, loss, x_hat, fast_loss = better(model, x, quality, refined, fast)
     return Refined(sections=model.compress(x, quality, latents=best), x_hat=x_hat[..., :x.shape[-2], :x.shape[-1]],
                    latents=best, loss=loss, fast_loss=fast_loss, iterations=schedule.iterations,
                    seconds=time.perf_counter() - t0, snapshots=kept)
+
+
+def analysed(model: CompressionModel, x: torch.Tensor, quality: float) -> dict:
+    """{name: unrounded latent} of the analysis transforms (the fast encoder's), for each coded latent."""
+    with fixed_threads(), torch.inference_mode():
+        found = {lat.name: lat.values for lat in model.analyse(model.pad(x), quality).latents}
+    return {k: found[k] for k in model.coded_latents}
 
 
 def predict(model: CompressionModel, x: torch.Tensor, quality: float, latents: dict) -> tuple[float, torch.Tensor]:
@@ -172,7 +192,9 @@ def predict(model: CompressionModel, x: torch.Tensor, quality: float, latents: d
     return float(loss), x_hat
 
 
-def _better(model, x, quality, refined: dict, fast: dict):
+def better(model: CompressionModel, x: torch.Tensor, quality: float, refined: dict, fast: dict) -> tuple:
+    """(latents, loss, padded reconstruction, fast loss): the refined latents, or the analysis
+    transform's where those have the lower estimated loss (what `refine` codes)."""
     loss, x_hat = predict(model, x, quality, refined)
     fast_loss, fast_hat = predict(model, x, quality, fast)
     if fast_loss < loss:

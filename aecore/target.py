@@ -8,6 +8,13 @@ quality, so the search is a bisection on the real encoded length: integer qualit
 (JPEG, WebP, AVIF, JPEG 2000...) exactly, about 7 encodes over 1..100; a continuous
 (learned) quality down to `tol`, on the 1/1000 grid the stream stores. Every returned
 file was encoded and checked against the budget.
+
+A learned codec at a refining effort (`LearnedCodec.at_effort("best")`, up to a minute and a
+half per encode) is not bisected at that effort: the quality is searched with the fast
+encoder, the chosen quality is encoded at the effort, and its real length is checked; if
+it does not fit, the search runs again against a budget shrunk by the overshoot (a few
+times at most). Refined files are usually smaller than fast ones at the same quality, so
+the file found this way can land somewhat under the budget.
 """
 from __future__ import annotations
 
@@ -62,6 +69,8 @@ def fit(codec: Codec | str, image: np.ndarray, max_bytes: int, tol: float = 0.01
     its answer, which depends on the bisection's path within `tol`, is always the same.
     """
     codec = get_codec(codec) if isinstance(codec, str) else codec
+    if getattr(codec, "effort", "fast") != "fast":
+        return _fit_refined(codec, image, max_bytes, tol, overhead)
     qmin, qmax = codec.quality_range
     room = max_bytes - overhead
     tried: dict[float, bytes] = {}
@@ -109,3 +118,24 @@ def _bracket(fits, start: int, lo: int, hi: int) -> tuple[int, int]:
             return hi - step, hi
         hi, step = hi - step, step * 2
     return lo, hi
+
+
+REFINED_TRIES = 4  # refined encodes a search at a refining effort may spend before giving up
+
+
+def _fit_refined(codec, image: np.ndarray, max_bytes: int, tol: float, overhead: int) -> tuple[float, bytes]:
+    """The fast search, then one encode at the codec's effort, re-searched downward on overshoot."""
+    fast = codec.at_effort("fast")
+    room, budget, q = max_bytes - overhead, max_bytes, None
+    for _ in range(REFINED_TRIES):
+        try:
+            q, _ = fit(fast, image, budget, tol, overhead)
+        except BudgetError:  # even the fast lowest quality overshoots the shrunk budget
+            q = float(codec.quality_range[0])
+        data = codec.encode(image, q)
+        if len(data) <= room:
+            return q, data
+        if q == codec.quality_range[0]:
+            break
+        budget = overhead + math.floor((budget - overhead) * room / len(data))
+    raise BudgetError(codec.name, max_bytes, len(data) + overhead, q)

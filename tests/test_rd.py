@@ -76,7 +76,7 @@ def test_sweep_rows_average_and_csv(tmp_path, photo):
     assert len(rows) == 4 and calls[-1] == (4, 4)
     for row in rows:
         h, w = images[row["image"]].shape[:2]
-        assert set(row) == {"image", "codec", "quality", "bytes", "bpp", "psnr", "ssim", "ms_ssim",
+        assert set(row) == {"image", "codec", "quality", "effort", "bytes", "bpp", "psnr", "ssim", "ms_ssim",
                             "ms_ssim_db", "ssimulacra2", "blockiness", "encode_ms", "decode_ms"}
         assert 0 < row["ssimulacra2"] < 100
         assert row["bpp"] == pytest.approx(8 * row["bytes"] / (h * w))

@@ -5,10 +5,11 @@ learned codec is asked for: classical coding and reading .aec headers never need
 """
 from __future__ import annotations
 
-from .base import CLASSICAL, Codec, CodecError, check_image, register_codec
+from .base import CLASSICAL, EFFORTS, Codec, CodecError, check_effort, check_image, register_codec
 from . import classical  # noqa: F401  (registers the classical codecs)
 
-__all__ = ["Codec", "CodecError", "LearnedCodec", "check_image", "codec_names", "get_codec", "register_codec"]
+__all__ = ["EFFORTS", "Codec", "CodecError", "LearnedCodec", "check_image", "codec_names", "get_codec",
+           "register_codec", "with_effort"]
 
 _cache: dict[str, Codec] = {}
 
@@ -40,6 +41,19 @@ def get_codec(name: str) -> Codec:
             codec = _cache[name] = LearnedCodec(name)
         return codec
     raise CodecError(f"unknown codec {name!r}; known: {', '.join(codec_names())}")
+
+
+def with_effort(codec: Codec, effort: str, **options) -> Codec:
+    """`codec` encoding at `effort`: a learned codec's `at_effort` copy (`options`: presets,
+    progress, cancel), a classical codec itself at "fast". A classical codec at another effort
+    is refused: it has one encoder, and a silently ignored effort would mislabel its results."""
+    check_effort(effort)
+    if codec.kind == "learned":
+        return codec.at_effort(effort, **options) if options or effort != codec.effort else codec
+    if effort != "fast":
+        raise CodecError(f"{codec.name} has one encoder (effort fast); effort {effort!r} refines the latents "
+                         f"of learned codecs only")
+    return codec
 
 
 def __getattr__(name: str):

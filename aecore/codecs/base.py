@@ -9,6 +9,16 @@ import numpy as np
 from .. import registry
 from ..errors import CodecError
 
+# Encode efforts: "fast" is the plain encoder (every codec's only one); learned codecs refine
+# their latents at "balanced" and "best" (`aecore.refine`), the decoder unchanged.
+EFFORTS = ("fast", "balanced", "best")
+
+
+def check_effort(effort: str) -> str:
+    if effort not in EFFORTS:
+        raise CodecError(f"unknown effort {effort!r}; use one of {', '.join(EFFORTS)}")
+    return effort
+
 class Codec(ABC):
     """encode(image, quality) -> bytes and decode(bytes) -> image.
 
@@ -42,6 +52,11 @@ class Codec(ABC):
         if not lo <= quality <= hi:
             raise CodecError(f"{self.name}: quality {quality} is outside {lo:g}..{hi:g}")
         return float(quality) if self.continuous else int(round(quality))
+
+    def encode_seconds(self, data: bytes) -> float | None:
+        """How long this codec took to make `data`, where it remembers (a refined learned encode:
+        a size search must not refine the chosen file once more just to time it); else None."""
+        return None
 
     def exclusive(self):
         """A context inside which this codec's calls wait on no other thread: a call timed inside

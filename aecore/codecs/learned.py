@@ -6,6 +6,9 @@ weights hash, so a stream decodes only with the weights that made it.
 """
 from __future__ import annotations
 
+import contextlib
+import copy
+import time
 
 import numpy as np
 import torch
@@ -30,6 +33,11 @@ class LearnedCodec(Codec):
     extension = "aec"
     mime = "application/x-aec"
     continuous = True
+    effort = "fast"       # what `encode` does by default (see `at_effort`)
+    presets = None        # {effort: refine.Schedule} overriding refine.PRESETS, or None
+    progress = None       # refinement callbacks of an `at_effort` copy
+    cancel = None
+    _seconds = None       # {file: seconds} of an `at_effort` copy's refined encodes
 
     def __init__(self, name: str):
         self.name = name
@@ -47,21 +55,52 @@ class LearnedCodec(Codec):
         return weights.stamp(self.name) == self._stamp
 
     def exclusive(self):
+        if self.effort != "fast":  # seconds to minutes: the refinement takes the lock only to code
+            return contextlib.nullcontext()
         return fixed_threads()  # the coding lock (re-entrant: compress and decompress take it again)
 
-    def encode(self, image: np.ndarray, quality: float, effort: str = "fast", progress=None, cancel=None) -> bytes:
-        """`effort` "balanced" or "best" refines the latents first (`aecore.refine`: slower
-        encode, smaller file at the same quality, same decoder); `progress`/`cancel` go to it."""
+    def at_effort(self, effort: str, presets: dict | None = None, progress=None, cancel=None) -> "LearnedCodec":
+        """A copy of this codec whose `encode` refines at `effort` (the cached codec and its model
+        are left untouched), so the size search, `measure` and sweeps code at that effort through
+        the plain Codec interface. `presets` overrides refine.PRESETS; `progress(done, total)` and
+        `cancel` (anything with `is_set()`) go to every refinement it runs."""
+        view = copy.copy(self)
+        view.effort = refine.check_effort(effort)
+        view.presets, view.progress, view.cancel = presets, progress, cancel
+        view._seconds = {}
+        base = self.card.get("label", f"{self.name} (learned)")
+        view.label = base if effort == "fast" else f"{base}, {effort} effort"
+        return view
+
+    def describe(self) -> dict:
+        return {**super().describe(), "effort": self.effort}
+
+    def encode(self, image: np.ndarray, quality: float, effort: str | None = None, progress=None,
+               cancel=None) -> bytes:
+        """`effort` (default: this codec's, "fast" unless made by `at_effort`) "balanced" or "best"
+        refines the latents first (`aecore.refine`: slower encode, smaller file at the same quality,
+        same decoder); `progress`/`cancel` go to it."""
+        t0 = time.perf_counter()
         image = check_image(image)
         self._check_coded_size(image.shape[0], image.shape[1])
         q = bitstream.quantize_quality(self.check_quality(quality))
         x = torch.tensor(io.to_rgb(image)).permute(2, 0, 1)[None].float().div(255)
-        plan = refine.schedule(self.model, effort)
+        plan = refine.schedule(self.model, self.effort if effort is None else effort, self.presets)
         sections = self.model.compress(x, q) if plan is None else \
-            refine.refine(self.model, x, q, plan, progress=progress, cancel=cancel).sections
-        header = bitstream.Header(model=self.name, weights_hash=self.hash, height=image.shape[0],
-                                  width=image.shape[1], quality=q, tile=TILE,
-                                  grayscale=image.ndim == 2)
+            refine.refine(self.model, x, q, plan, progress=progress or self.progress,
+                          cancel=cancel or self.cancel).sections
+        data = self.stream(sections, image.shape[0], image.shape[1], q, image.ndim == 2)
+        if plan is not None and self._seconds is not None:
+            self._seconds[data] = time.perf_counter() - t0
+        return data
+
+    def encode_seconds(self, data: bytes) -> float | None:
+        return None if self._seconds is None else self._seconds.get(data)
+
+    def stream(self, sections: list[bytes], height: int, width: int, quality: float, grayscale: bool) -> bytes:
+        """The .aec file of coded `sections` (as `model.compress` writes them) for this codec."""
+        header = bitstream.Header(model=self.name, weights_hash=self.hash, height=height, width=width,
+                                  quality=quality, tile=TILE, grayscale=grayscale)
         return bitstream.pack(header, sections)
 
     def decode(self, data: bytes) -> np.ndarray:

@@ -1,0 +1,154 @@
+"""Encode effort through the codec interface, the size search and the command line."""
+import csv
+import json
+import os
+from pathlib import Path
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+from PIL import Image
+import pytest
+
+from aecore import refine, target
+from aecore.codecs import Codec, CodecError, get_codec, with_effort
+from aecore.codecs.classical import JPEG
+from aecore.measure import measure
+
+ROOT = Path(__file__).resolve().parent.parent
+FEW = {"balanced": refine.Schedule(4), "best": refine.Schedule(6)}
+
+
+def test_an_effort_copy_refines_leaves_the_cached_codec_alone_and_is_timed_once(user_weights, photo):
+    cached = get_codec("tiny-hyper")
+    seen = []
+    view = cached.at_effort("balanced", presets=FEW, progress=lambda done, total: seen.append((done, total)))
+    data = view.encode(photo, 3.0)
+    assert seen == [(i, 4) for i in range(1, 5)]
+    assert get_codec("tiny-hyper") is cached and cached.effort == "fast" and "effort" not in cached.label
+    assert view.label.endswith("balanced effort") and view.describe()["effort"] == "balanced"
+    assert cached.decode(data).shape == photo.shape  # the plain decoder reads it
+    m = measure(view, photo, 3.0, data=data)
+    assert len(seen) == 4  # the refined file is not refined again to be timed
+    assert m.encode_s == view.encode_seconds(data) > 0 and m.data == data
+    assert cached.encode_seconds(cached.encode(photo, 3.0)) is None
+
+
+def test_classical_codecs_refuse_a_refining_effort():
+    jpeg = get_codec("jpeg")
+    assert with_effort(jpeg, "fast") is jpeg
+    with pytest.raises(CodecError, match="jpeg has one encoder .*learned codecs only"):
+        with_effort(jpeg, "best")
+    with pytest.raises(CodecError, match="unknown effort 'max'"):
+        with_effort(jpeg, "max")
+
+
+def test_a_size_search_at_effort_searches_fast_then_refines_the_chosen_quality_once(user_weights, photo):
+    seen = []
+    view = get_codec("tiny-hyper").at_effort("best", presets=FEW, progress=lambda d, t: seen.append(d))
+    budget = len(get_codec("tiny-hyper").encode(photo, 5.0))
+    fast_q, _ = target.fit(get_codec("tiny-hyper"), photo, budget)
+    q, data = target.fit(view, photo, budget)
+    assert len(data) <= budget and len(seen) % 6 == 0 and 6 <= len(seen) <= 6 * target.REFINED_TRIES
+    assert q <= fast_q
+    if len(seen) == 6:  # the first refined file fitted: the fast search's quality
+        assert q == fast_q
+    assert data == view.encode(photo, q)  # reproducible: the same refinement gives the same file
+
+
+class Tenfold(Codec):
+    """A continuous codec: JPEG at quality round(10 * q); at effort "best" its files are larger
+    (JPEG 12 qualities up), so the refined encode of the fast search's quality overshoots."""
+
+    name, continuous, quality_range, effort = "tenfold", True, (1.0, 8.0), "best"
+    encodes = 0
+
+    def at_effort(self, effort):
+        fast = Tenfold()
+        fast.effort = effort
+        return fast
+
+    def encode(self, image, quality):
+        step = 12 if self.effort == "best" else 0
+        type(self).encodes += self.effort == "best"
+        return JPEG().encode(image, min(100, round(10 * self.check_quality(quality)) + step))
+
+    def decode(self, data):
+        return JPEG().decode(data)
+
+
+def test_a_size_search_at_effort_searches_lower_when_the_refined_file_overshoots(photo):
+    budget = len(JPEG().encode(photo, 60))
+    fast_q, _ = target.fit(Tenfold().at_effort("fast"), photo, budget)
+    Tenfold.encodes = 0
+    q, data = target.fit(Tenfold(), photo, budget)
+    assert len(data) <= budget and q < fast_q and 2 <= Tenfold.encodes <= target.REFINED_TRIES
+    assert len(Tenfold().encode(photo, fast_q)) > budget  # the first try did overshoot
+    with pytest.raises(target.BudgetError):
+        target.fit(Tenfold(), photo, len(JPEG().encode(photo, 12)))  # under the refined lowest
+
+
+def test_command_line_effort_writes_a_stream_the_plain_decoder_reads(user_weights, photo, tmp_path, capsys):
+    from aecore.__main__ import main
+    src = tmp_path / "in.png"
+    Image.fromarray(photo).save(src)
+    assert main(["compress", str(src), str(tmp_path / "o.jpg"), "--codec", "jpeg", "--effort", "best"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "learned codecs only" in err and not (tmp_path / "o.jpg").exists()
+    aec, png = tmp_path / "o.aec", tmp_path / "o.png"
+    assert main(["compress", str(src), str(aec), "--codec", "tiny-hyper", "--quality", "4",
+                 "--effort", "balanced"]) == 0
+    out = capsys.readouterr()
+    rec = json.loads(out.out)
+    assert rec["effort"] == "balanced" and rec["bytes"] == aec.stat().st_size
+    assert "50/50 balanced effort" in out.err  # the progress line, at the preset's iterations
+    assert main(["decompress", str(aec), str(png)]) == 0
+    capsys.readouterr()
+    assert np.array_equal(np.asarray(Image.open(png)), get_codec("tiny-hyper").decode(aec.read_bytes()))
+    assert main(["compress", str(src), str(tmp_path / "f.aec"), "--codec", "tiny-hyper", "--quality", "4"]) == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out)["effort"] == "fast" and "effort" not in out.err
+    assert (tmp_path / "f.aec").read_bytes() != aec.read_bytes()
+
+
+def test_ctrl_c_during_refinement_exits_130_and_leaves_no_file(user_weights, tmp_path):
+    rng = np.random.default_rng(0)
+    work = tmp_path / "work"
+    work.mkdir()
+    src = work / "big.png"
+    Image.fromarray(rng.integers(0, 256, (512, 512, 3), dtype=np.uint8)).save(src)
+    out = work / "o.aec"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "AECORE_USER_WEIGHTS": str(user_weights)}
+    proc = subprocess.Popen([sys.executable, "-m", "aecore", "compress", str(src), str(out), "--codec",
+                             "tiny-hyper", "--effort", "best"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=env, cwd=ROOT)
+    seen, deadline = b"", time.monotonic() + 240
+    while b"best effort" not in seen and time.monotonic() < deadline and proc.poll() is None:
+        seen += os.read(proc.stderr.fileno(), 4096)  # the first progress line: the refinement runs
+    assert b"best effort" in seen and b"400/400" not in seen
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert stderr.decode().strip().splitlines()[-1] == "aecore: cancelled; no file was left half-written"
+    assert stdout == b"" and sorted(p.name for p in work.iterdir()) == ["big.png"]
+
+
+def test_sweeps_record_each_rows_effort_and_encode_time(user_weights, tmp_path, capsys):
+    from aecore import rd
+    from aecore.__main__ import main
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, (32, 48, 3), dtype=np.uint8)
+    rows = rd.sweep({"a": image}, {"tiny-hyper": [2, 6], "jpeg": [50]}, effort="balanced", perceptual=False)
+    assert [(r["codec"], r["effort"]) for r in rows] == [("tiny-hyper", "balanced")] * 2 + [("jpeg", "fast")]
+    refined = get_codec("tiny-hyper").at_effort("balanced")
+    assert [r["bytes"] for r in rows[:2]] == [len(refined.encode(image, q)) for q in (2, 6)]
+    assert all(r["encode_ms"] > 0 for r in rows)
+    folder = tmp_path / "images"
+    folder.mkdir()
+    Image.fromarray(image).save(folder / "a.png")
+    assert main(["rd", "--images", str(folder), "--codecs", "jpeg", "--effort", "best",
+                 "--out", str(tmp_path / "rd.csv")]) == 0
+    assert "refines the learned codecs only; jpeg coded as always" in capsys.readouterr().err
+    assert {r["effort"] for r in csv.DictReader(open(tmp_path / "rd.csv"))} == {"fast"}
