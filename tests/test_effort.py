@@ -140,10 +140,9 @@ def test_sweeps_record_each_rows_effort_and_encode_time(user_weights, tmp_path, 
     from aecore.__main__ import main
     rng = np.random.default_rng(1)
     image = rng.integers(0, 256, (32, 48, 3), dtype=np.uint8)
-    rows = rd.sweep({"a": image}, {"tiny-hyper": [2, 6], "jpeg": [50]}, effort="balanced", perceptual=False)
-    assert [(r["codec"], r["effort"]) for r in rows] == [("tiny-hyper", "balanced")] * 2 + [("jpeg", "fast")]
-    refined = get_codec("tiny-hyper").at_effort("balanced")
-    assert [r["bytes"] for r in rows[:2]] == [len(refined.encode(image, q)) for q in (2, 6)]
+    rows = rd.sweep({"a": image}, {"tiny-hyper": [2], "jpeg": [50]}, effort="balanced", perceptual=False)
+    assert [(r["codec"], r["effort"]) for r in rows] == [("tiny-hyper", "balanced"), ("jpeg", "fast")]
+    assert rows[0]["bytes"] == len(get_codec("tiny-hyper").at_effort("balanced").encode(image, 2))
     assert all(r["encode_ms"] > 0 for r in rows)
     folder = tmp_path / "images"
     folder.mkdir()
