@@ -55,32 +55,33 @@ class Schedule:
         return self.tau_start * math.exp(-self.decay * t)
 
 
-# Provisional presets per architecture, from a probe on 4 Kodak images with the fixed
-# schedule (hyperprior, vs no refinement: 50 iterations -4.4% BD-rate, 200 -10.8%,
-# 400 -11.5%); not yet chosen from a measured curve of seconds against BD-rate.
+# The presets' rule (`choose_presets`, run by benchmarks/effort.py on the measured curve of
+# seconds per 768x512 image against BD-rate over the fast encoder): each effort takes the
+# iteration count with the best BD-rate by PSNR among those within its time budget on 2 free
+# cores, or the fewest iterations within GAIN_TOLERANCE points of that (a flat curve buys
+# nothing). The seconds are those of a quiet machine (ITERATION_SECONDS): a busy one's are
+# several times longer. Hyperprior, 2 Kodak crops, qualities 1, 3, 5, 8 (benchmarks/results/
+# effort.json): 50 iterations -2.1%, 100 -5.8%, 200 -7.6%, 400 -8.3%; at 0.2 s per iteration
+# 50 fit in 10 s and 400 in 90 s, and 400 gains 0.7 points over 200, so balanced 50, best 400.
+# The seed's (half the iterations for its twice as costly synthesis) are not measured yet.
+BUDGET_SECONDS = {"balanced": 10.0, "best": 90.0}
+GAIN_TOLERANCE = 0.5
 PRESETS: dict[str, dict[str, Schedule]] = {
     "hyperprior": {"balanced": Schedule(50), "best": Schedule(400)},
     "seed": {"balanced": Schedule(25), "best": Schedule(200)},
 }
-# Seconds per refinement iteration per megapixel on 2 free cores (the probe: about 0.19 s
+# Seconds per refinement iteration per megapixel on 2 free cores (a quiet probe: about 0.19 s
 # per 768x512 iteration for the hyperprior; the seed's synthesis costs about twice as much),
-# for an expected time before the refinement starts.
+# for an expected time before the refinement starts. The effort benchmark measured 5.4 s per
+# megapixel (2.1 s per 768x512 iteration) with the 2 cores at load average 10 to 19.
 ITERATION_SECONDS = {"hyperprior": 0.5, "seed": 1.0}
 
 
-# The presets' rule (`choose_presets`, run by benchmarks/effort.py on the measured curve of
-# seconds per 768x512 image against BD-rate over the fast encoder): each effort takes the
-# iteration count with the best BD-rate by PSNR among those within its time budget on 2 cores,
-# or the fewest iterations within GAIN_TOLERANCE points of that (a flat curve buys nothing).
-BUDGET_SECONDS = {"balanced": 10.0, "best": 90.0}
-GAIN_TOLERANCE = 0.5
-
-
-def choose_presets(curve: list[dict]) -> dict[str, int]:
-    """{effort: iterations} from rows {"iterations", "seconds_per_image", "bd_rate_psnr"}."""
+def choose_presets(curve: list[dict], seconds: str = "seconds_per_image") -> dict[str, int]:
+    """{effort: iterations} from rows {"iterations", `seconds`, "bd_rate_psnr"} by the rule above."""
     chosen = {}
     for effort, budget in BUDGET_SECONDS.items():
-        within = [c for c in curve if c["seconds_per_image"] <= budget] or [min(curve, key=lambda c: c["iterations"])]
+        within = [c for c in curve if c[seconds] <= budget] or [min(curve, key=lambda c: c["iterations"])]
         best = min(c["bd_rate_psnr"] for c in within)
         chosen[effort] = min(c["iterations"] for c in within if c["bd_rate_psnr"] <= best + GAIN_TOLERANCE)
     return chosen
