@@ -28,6 +28,14 @@ ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 CHROMIUM_ARGS = ["--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--no-first-run", "--disable-gpu"]
+WAIT_MS = 120_000  # bounds for a stuck page, not speed targets: CI machines may be busy
+
+
+def bounded_waits(page) -> None:
+    """Every wait of `page` and every `expect` (whose own default is 5 s) bounded by WAIT_MS."""
+    from playwright.sync_api import expect
+    page.set_default_timeout(WAIT_MS)
+    expect.set_options(timeout=WAIT_MS)
 
 
 def free_port() -> int:
@@ -114,9 +122,7 @@ class Browser:
     def __init__(self, playwright, chromium: str, url: str):
         self.browser = playwright.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
         self.page = self.browser.new_page(viewport={"width": 1440, "height": 2700})
-        self.page.set_default_timeout(120_000)
-        from playwright.sync_api import expect
-        expect.set_options(timeout=120_000)  # bounds for a stuck page, not speed targets: CI machines may be busy
+        bounded_waits(self.page)
         self.errors, self.outside = [], []
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
         ours = (url, "data:", "blob:", "about:")

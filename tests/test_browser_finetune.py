@@ -14,7 +14,7 @@ import pytest
 
 from aecore import jobs
 
-from .test_browser import CHROMIUM_ARGS, streamlit_server, tiny_weights_folder
+from .test_browser import CHROMIUM_ARGS, bounded_waits, streamlit_server, tiny_weights_folder
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 FINISH_TIMEOUT = 600  # seconds: a bound on a stuck job, not a speed target (a busy 2-core machine took over 120)
@@ -35,7 +35,7 @@ def test_fine_tune_page_in_chromium(tmp_path, monkeypatch):
                 browser = p.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
                 try:
                     page = browser.new_page(viewport={"width": 1440, "height": 2600})
-                    page.set_default_timeout(120_000)
+                    bounded_waits(page)
                     errors, outside = [], []
                     page.on("pageerror", lambda e: errors.append(str(e)))
                     ours = (url, "data:", "blob:", "about:")
