@@ -332,9 +332,16 @@ def phone_layout(page, slider) -> None:
     t = table.bounding_box()
     assert t["x"] >= 0 and t["x"] + t["width"] <= width, t
     assert table.evaluate("e => e.scrollWidth <= e.clientWidth + 1"), "the numbers table scrolls sideways"
+    hint = slider.locator(".aec-hint")
+    expect(hint).to_contain_text("hold F to flip", use_inner_text=True)
+    cdp = page.context.new_cdp_session(page)  # a touch screen (pointer: coarse): no wheel, no keys
+    cdp.send("Emulation.setTouchEmulationEnabled", {"enabled": True, "maxTouchPoints": 5})
+    expect(hint).to_contain_text("pinch to zoom", use_inner_text=True)
+    expect(hint).not_to_contain_text("hold F to flip", use_inner_text=True)
     frame.scroll_into_view_if_needed()
     page.wait_for_timeout(300)
     page.screenshot(path=str(ARTIFACTS / "compare_phone.png"))
+    cdp.send("Emulation.setTouchEmulationEnabled", {"enabled": False})
 
 
 def test_slider_labels_wrap_rather_than_cut_on_a_narrow_slider(chromium):
