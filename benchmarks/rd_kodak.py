@@ -124,7 +124,7 @@ def add_ssimulacra2(rows: list[dict], images: dict, codecs, cache: Path, jobs: i
 
     tasks = [(r["image"], r["codec"], r["quality"]) for r in rows if missing(r)]
     fresh = iter(measure_points(images, tasks, cache, jobs, progress))
-    order = ["image", "codec", "quality", *rd.METRICS]  # the sweep's column order
+    order = ["image", "codec", "quality", "effort", *rd.METRICS]  # the sweep's column order
     out, recoded = [], []
     for row in rows:
         if missing(row):
@@ -136,6 +136,7 @@ def add_ssimulacra2(rows: list[dict], images: dict, codecs, cache: Path, jobs: i
                 recoded.append(f"{row['image']} {row['codec']} q={row['quality']}: {row['bytes']} B, "
                                f"{row['psnr']:.5f} dB before, {new['bytes']} B, {new['psnr']:.5f} dB now")
                 row = new
+        row = {"effort": "fast", **row}  # rows measured before encode effort existed: the plain encoder
         out.append({**{k: row[k] for k in order if k in row}, **row})
     return out, recoded
 

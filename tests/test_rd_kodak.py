@@ -38,11 +38,14 @@ def test_add_ssimulacra2_scores_each_point_keeps_the_rest_and_resumes_from_the_c
         assert row["ssimulacra2"] == pytest.approx(ssimulacra2(photo, decoded), abs=1e-9)
         assert {k: v for k, v in row.items() if k != "ssimulacra2"} == {k: v for k, v in before.items()
                                                                        if k != "ssimulacra2"}
-        assert list(row)[:3 + len(rd.METRICS)] == ["image", "codec", "quality", *rd.METRICS]  # the sweep's column order
+        assert list(row)[:4 + len(rd.METRICS)] == ["image", "codec", "quality", "effort", *rd.METRICS]
     fresh = webp.encode(photo, 50)
     assert out[2]["bytes"] == len(fresh) and out[2]["psnr"] > 20 and math.isfinite(out[2]["ssimulacra2"])
     assert len(recoded) == 1 and "p webp q=50: 1234 B" in recoded[0]
     assert out[3] == elsewhere  # an image not given stays as it was, unscored
+    old = {k: v for k, v in swept[1].items() if k not in ("ssimulacra2", "effort")}  # swept before effort existed
+    older, _ = bench.add_ssimulacra2([old], {"p": photo}, None, cache, jobs=1)
+    assert older[0]["effort"] == "fast" and older[0]["ssimulacra2"] == out[1]["ssimulacra2"]
     assert bench.scored_images(out, "ssimulacra2") == ["p"]
 
     # A second run measures nothing: every point comes from the cache, a line cut short is skipped.
