@@ -151,7 +151,7 @@ def test_command_line_says_only_its_own_words_on_stderr(name, code, tiny_weights
     done = subprocess.run([sys.executable, "-m", "aecore", "compress", str(src), str(tmp_path / "o.jpg"),
                            "--codec", "jpeg"], capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
     assert done.returncode == code
-    assert done.stderr == ("" if code == 0 else f"aecore: {name}: image is truncated or corrupt\n")
+    assert done.stderr == ("" if code == 0 else f"aecore: {src}: image is truncated or corrupt\n")  # the path as given
 
 
 # --- 3. the Compare page ---------------------------------------------------------------
