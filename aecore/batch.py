@@ -83,31 +83,43 @@ def decoded_format(output: str) -> str:
 
 def compress_file(source: str, output: str, options: dict, progress=None) -> dict:
     """Codes one image to `output` at options' quality or within its target size, at options'
-    `effort` (default fast); returns the record. `progress(done, total)` follows a refinement."""
+    `effort` (default fast); returns the record. `progress(done, total)` follows a refinement.
+
+    The source's metadata goes into the file unless `options["strip"]` (or the format carries
+    none: AVIF, JPEG 2000, JPEG XL, HEIC). A target size is that of the whole file, metadata
+    included; `bytes` and `bpp` count the whole file, `image_bytes` and `metadata_bytes` its parts.
+    """
     from .codecs import get_codec, with_effort
     from .compare import SSIMULACRA2_PIXELS, scaled_ssimulacra2
     from .io import atomic_write, load_image
     from .measure import measure
+    from .metadata import STRIPPED, carry, carry_cost, left_out
+    from .metrics import rate
     from .target import bpp_budget, fit
     from .weights import DEFAULT_MODEL
 
     loaded = load_image(source, name=source)  # messages name the path as given
     effort = options.get("effort") or "fast"
-    codec = with_effort(get_codec(options.get("codec") or DEFAULT_MODEL), effort,
-                        **({"progress": progress} if progress and effort != "fast" else {}))
+    plain = get_codec(options.get("codec") or DEFAULT_MODEL)
+    codec = with_effort(plain, effort, **({"progress": progress} if progress and effort != "fast" else {}))
+    notes = list(loaded.notes)
+    wanted = STRIPPED if options.get("strip") else loaded.metadata
+    added, kept = carry_cost(plain, wanted) if wanted else (0, STRIPPED)  # the container's cost, any effort
+    notes += left_out(wanted, kept, codec.label)
     data = None
     if options.get("target_size") is not None:
-        quality, data = fit(codec, loaded.pixels, options["target_size"])
+        quality, data = fit(codec, loaded.pixels, options["target_size"], overhead=added)
     elif options.get("target_bpp") is not None:
-        quality, data = fit(codec, loaded.pixels, bpp_budget(options["target_bpp"], loaded.height, loaded.width))
+        quality, data = fit(codec, loaded.pixels, bpp_budget(options["target_bpp"], loaded.height, loaded.width),
+                            overhead=added)
     else:
         quality = codec.default_quality if options.get("quality") is None else options["quality"]
     m = measure(codec, loaded.pixels, quality, data=data, perceptual=False)
-    data, decoded = m.data, m.decoded
+    image_bytes, decoded = m.data, m.decoded
+    data = carry(image_bytes, kept) if kept else image_bytes
     atomic_write(Path(output), lambda tmp: Path(tmp).write_bytes(data))
-    metrics = dict(m.metrics)
+    metrics = {**m.metrics, **rate(len(data), loaded.height, loaded.width, 1 if loaded.pixels.ndim == 2 else 3)}
     del metrics["ssimulacra2"]  # unscored (NaN) unless asked for: not a number JSON can hold
-    notes = list(loaded.notes)
     if options.get("metrics") == "full":
         # SSIMULACRA 2 as the Compare page scores it: on a copy of at most 1 MP (minutes and
         # gigabytes at full size on a 12 MP photo); the notes say when the copy is smaller.
@@ -119,25 +131,35 @@ def compress_file(source: str, output: str, options: dict, progress=None) -> dic
     return {"input": source, "output": output, "codec": codec.name,
             "quality": m.quality, **({"effort": effort} if codec.kind == "learned" else {}),
             "width": loaded.width, "height": loaded.height, "bytes_in": os.path.getsize(source), **metrics,
+            "image_bytes": len(image_bytes), "metadata_bytes": len(data) - len(image_bytes),
+            "metadata": kept.to_dict(),
             "encode_ms": round(m.encode_ms, 1), "decode_ms": round(m.decode_ms, 1),
             "notes": notes}
 
 
 def decompress_file(source: str, output: str, options: dict) -> dict:
     """Decodes one .aec stream to `output`, in the lossless format its suffix names (PNG by
-    default; see `decoded_format`); returns the record."""
+    default; see `decoded_format`), with the metadata it carries (what that format holds)
+    unless `options["strip"]`; returns the record."""
+    from .bitstream import unpack
     from .codecs.learned import decode_any
     from .io import atomic_write, to_lossless_bytes
+    from .metadata import STRIPPED, carry, held, left_out
 
     kind = decoded_format(output)
     with open(source, "rb") as f:  # open(), not Path: a missing file's error names it as given
         stream = f.read()
     pixels = decode_any(stream)
     png = to_lossless_bytes(pixels, kind)
+    wanted = STRIPPED if options.get("strip") else unpack(stream)[0].metadata
+    kept = held(png, wanted)
+    if kept:  # the one place metadata is restored, whatever the output format
+        png = carry(png, kept)
     atomic_write(Path(output), lambda tmp: Path(tmp).write_bytes(png))
     h, w = pixels.shape[:2]
     return {"input": source, "output": output, "width": w, "height": h, "channels": 1 if pixels.ndim == 2 else 3,
-            "bytes_in": len(stream), "bytes": len(png), "bpp": 8 * len(stream) / (h * w)}
+            "bytes_in": len(stream), "bytes": len(png), "bpp": 8 * len(stream) / (h * w),
+            "metadata": kept.to_dict(), "notes": left_out(wanted, kept, kind)}
 
 
 def _guarded(work, source: str, output: str, options: dict) -> dict:
@@ -228,3 +250,4 @@ def table(records: list[dict]) -> str:
 
 def _short(path: str, width: int = 40) -> str:
     return path if len(path) <= width else "..." + path[-(width - 3):]
+

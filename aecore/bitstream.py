@@ -1,6 +1,6 @@
 """The .aec container: a self-describing learned-codec stream.
 
-Layout, version 1 (all integers little-endian):
+Layout (all integers little-endian); version 1 has no metadata block, version 2 has one:
 
     offset  size  field
     0       4     magic b"\\x8bAEC" (a non-ASCII first byte catches text-mode transfers)
@@ -16,7 +16,19 @@ Layout, version 1 (all integers little-endian):
     ..      1     k: number of sections
     ..      4k    section lengths (u32 each)
     ..      ...   sections (entropy-coded payloads, in order)
+    ..      ...   version 2 only: the metadata block, to end-4 (below)
     end-4   4     CRC-32 of everything before it
+
+Metadata block (version 2; see `aecore.metadata` for what each value may hold):
+
+    1       m: number of entries (1 to 3)
+    then m entries, types strictly ascending:
+    1       type: 1 = EXIF (TIFF-structured, orientation 1), 2 = ICC profile, 3 = original file name (UTF-8)
+    4       n: value length (u32), at most the type's limit
+    n       value
+
+A stream without metadata is written as version 1, byte for byte the layout every earlier
+aecore wrote and reads; only a stream that carries metadata needs a reader of version 2.
 
 The header is validated (and the image size checked against the pixel limit) before
 any payload is decoded, so a hostile file cannot cause a large allocation.
@@ -29,9 +41,12 @@ import struct
 import zlib
 
 from .errors import BitstreamError
+from .metadata import Metadata, MetadataError
 
 MAGIC = b"\x8bAEC"
-VERSION = 1
+VERSION = 2                # the newest this reads and writes
+METADATA_VERSION = 2       # the first version with a metadata block
+_TYPES = {1: "exif", 2: "icc", 3: "name"}
 MAX_SECTIONS = 16
 _NAME = re.compile(rb"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
@@ -45,12 +60,14 @@ class Header:
     quality: float
     tile: int = 1024
     grayscale: bool = False
-    version: int = VERSION
+    version: int = 1
+    metadata: Metadata = Metadata()
 
     def to_dict(self) -> dict:
         return {"format": "aec", "version": self.version, "model": self.model,
                 "weights_sha256_prefix": self.weights_hash.hex(), "height": self.height, "width": self.width,
-                "quality": self.quality, "tile": self.tile, "grayscale": self.grayscale}
+                "quality": self.quality, "tile": self.tile, "grayscale": self.grayscale,
+                "metadata": self.metadata.to_dict()}
 
 
 def quantize_quality(quality: float) -> float:
@@ -58,18 +75,31 @@ def quantize_quality(quality: float) -> float:
     return round(quality * 1000) / 1000
 
 
+def metadata_block(metadata: Metadata) -> bytes:
+    """The metadata block as stored (empty when there is nothing to carry): its length is
+    exactly what carrying the metadata adds to a stream."""
+    entries = [(t, getattr(metadata, field)) for t, field in _TYPES.items() if getattr(metadata, field)]
+    if not entries:
+        return b""
+    values = [v.encode("utf-8") if isinstance(v, str) else v for _, v in entries]
+    return struct.pack("<B", len(entries)) + b"".join(
+        struct.pack("<BI", t, len(v)) + v for (t, _), v in zip(entries, values))
+
+
 def pack(header: Header, sections: list[bytes]) -> bytes:
+    """The stream; version 2 when `header.metadata` holds anything, else version 1."""
     name = header.model.encode("ascii")
     if not _NAME.match(name) or len(name) > 255:
         raise ValueError(f"invalid model name {header.model!r}")
     if len(sections) > MAX_SECTIONS:
         raise ValueError("too many sections")
+    block = metadata_block(header.metadata)
     body = b"".join([
-        MAGIC, struct.pack("<BBB", VERSION, int(header.grayscale), len(name)), name,
+        MAGIC, struct.pack("<BBB", METADATA_VERSION if block else 1, int(header.grayscale), len(name)), name,
         header.weights_hash[:8].ljust(8, b"\0"),
         struct.pack("<IIHHB", header.height, header.width, round(header.quality * 1000), header.tile,
                     len(sections)),
-        struct.pack(f"<{len(sections)}I", *map(len, sections)), *sections,
+        struct.pack(f"<{len(sections)}I", *map(len, sections)), *sections, block,
     ])
     return body + struct.pack("<I", zlib.crc32(body))
 
@@ -111,7 +141,8 @@ def unpack(data: bytes, max_pixels: int | None = None) -> tuple[Header, list[byt
         if len(data) < expected:
             raise BitstreamError(f"stream is truncated ({len(data)} of {expected} bytes)")
         raise BitstreamError("checksum mismatch: the stream was altered or damaged")
-    if r.pos + sum(lengths) + 4 != len(data):
+    end = r.pos + sum(lengths)
+    if end + 4 != len(data) and (version < METADATA_VERSION or end + 4 > len(data)):
         raise BitstreamError("section lengths do not match the stream size (corrupt stream)")
     if height < 1 or width < 1:
         raise BitstreamError(f"invalid image size {width}x{height}")
@@ -120,6 +151,40 @@ def unpack(data: bytes, max_pixels: int | None = None) -> tuple[Header, list[byt
     if max_pixels is not None and height * width > max_pixels:
         raise BitstreamError(f"image size {width}x{height} is above the {max_pixels / 1e6:.1f} megapixel limit")
     sections = [r.take(n, "payload") for n in lengths]
+    metadata = _read_metadata(_Reader(data[end:-4])) if version >= METADATA_VERSION else Metadata()
     header = Header(model=name.decode("ascii"), weights_hash=weights_hash, height=height, width=width,
-                    quality=quality / 1000, tile=tile, grayscale=bool(flags & 1), version=version)
+                    quality=quality / 1000, tile=tile, grayscale=bool(flags & 1), version=version,
+                    metadata=metadata)
     return header, sections
+
+
+def _read_metadata(r: _Reader) -> Metadata:
+    """The metadata block, every length and value checked (a forged one is a corrupt stream)."""
+    (count,) = struct.unpack("<B", r.take(1, "metadata"))
+    if not 1 <= count <= len(_TYPES):
+        raise BitstreamError(f"metadata block claims {count} entries (corrupt stream)")
+    values, last = {}, 0
+    for _ in range(count):
+        kind, n = struct.unpack("<BI", r.take(5, "metadata"))
+        if kind not in _TYPES:
+            raise BitstreamError(f"unknown metadata type {kind} (corrupt stream, or made by a newer aecore)")
+        if kind <= last:
+            raise BitstreamError(f"metadata type {kind} out of order or repeated (corrupt stream)")
+        last = kind
+        field = _TYPES[kind]
+        limit = Metadata.LIMITS[field]
+        if n > limit:
+            raise BitstreamError(f"metadata {field} of {n} bytes is above its {limit}-byte limit (corrupt stream)")
+        value = r.take(n, "metadata")
+        if field == "name":
+            try:
+                value = value.decode("utf-8")
+            except UnicodeDecodeError:
+                raise BitstreamError("metadata file name is not UTF-8 (corrupt stream)") from None
+        values[field] = value
+    if r.pos != len(r.data):
+        raise BitstreamError("metadata block lengths do not match the stream size (corrupt stream)")
+    try:
+        return Metadata(**values)
+    except MetadataError as e:
+        raise BitstreamError(f"invalid metadata ({e}; corrupt stream)") from None

@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError
+from .metadata import Metadata, read as read_metadata
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 
@@ -58,6 +59,7 @@ class LoadedImage:
     source_format: str  # Pillow's format name, e.g. "PNG"
     source_mode: str  # Pillow's mode before conversion, e.g. "RGBA", "I;16"
     notes: list[str] = field(default_factory=list)
+    metadata: Metadata = Metadata()  # EXIF (orientation reset to 1), ICC profile, file name
 
     @property
     def height(self) -> int:
@@ -298,6 +300,7 @@ def _decode(im: Image.Image, name: str) -> LoadedImage:
     deep = any(";16" in str(tile.args) for tile in im.tile)
     fmt, mode = im.format or "unknown", im.mode
     im.load()
+    metadata = read_metadata(im, name, notes)
 
     orientation = _orientation(im)
     if orientation in _ORIENTATION_WORDS:
@@ -307,7 +310,7 @@ def _decode(im: Image.Image, name: str) -> LoadedImage:
     pixels = _to_uint8(im, notes)
     if deep and "16-bit image reduced to 8 bits" not in notes:
         notes.append("16-bit image reduced to 8 bits")
-    return LoadedImage(np.ascontiguousarray(pixels), name, fmt, mode, notes)
+    return LoadedImage(np.ascontiguousarray(pixels), name, fmt, mode, notes, metadata)
 
 
 def _orientation(im: Image.Image) -> int:

@@ -177,6 +177,12 @@ def blockiness(image: np.ndarray) -> float:
     return float((edge_sum / edge_n) / (rest_sum / rest_n))
 
 
+def rate(num_bytes: int, height: int, width: int, channels: int = 3) -> dict:
+    """The size keys of `evaluate` (bytes, bpp, ratio) for a file of `num_bytes`."""
+    return {"bytes": int(num_bytes), "bpp": float(bpp(num_bytes, height, width)),
+            "ratio": float(compression_ratio(num_bytes, height, width, channels))}
+
+
 def evaluate(original: np.ndarray, decoded: np.ndarray, num_bytes: int, perceptual: bool = True) -> dict:
     """Rate and distortion of one decoded image, as plain Python numbers.
 
@@ -191,9 +197,7 @@ def evaluate(original: np.ndarray, decoded: np.ndarray, num_bytes: int, perceptu
     stats = list(_scales(_planes(original), _planes(decoded), ms_ssim_scales(h, w)))
     ms = _combine(stats)
     return {
-        "bytes": int(num_bytes),
-        "bpp": float(bpp(num_bytes, h, w)),
-        "ratio": float(compression_ratio(num_bytes, h, w, channels)),
+        **rate(num_bytes, h, w, channels),
         "psnr": psnr(original, decoded),
         "ssim": float(stats[0][0].mean()) if stats else math.nan,
         "ms_ssim": ms,

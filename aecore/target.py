@@ -32,9 +32,10 @@ _SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-z]*)\s*$", re.IGNORECASE)
 class BudgetError(CodecError):
     """A budget below the codec's smallest file for this image (`smallest` bytes, at `quality`)."""
 
-    def __init__(self, codec: str, budget: int, smallest: int, quality: float):
+    def __init__(self, codec: str, budget: int, smallest: int, quality: float, metadata: int = 0):
+        carried = f", {metadata} of them metadata (--strip leaves it out)" if metadata else ""
         super().__init__(f"{codec}: no file fits in {budget} bytes; the smallest is {smallest} bytes "
-                         f"(quality {quality:g})")
+                         f"(quality {quality:g}{carried})")
         self.budget, self.smallest, self.quality = budget, smallest, quality
 
 
@@ -87,7 +88,7 @@ def fit(codec: Codec | str, image: np.ndarray, max_bytes: int, tol: float = 0.01
     if start is not None and not codec.continuous and lo < round(start) < hi:
         lo, hi = _bracket(fits, round(start), lo, hi)
     if not fits(lo):
-        raise BudgetError(codec.name, max_bytes, len(encoded(lo)) + overhead, lo)
+        raise BudgetError(codec.name, max_bytes, len(encoded(lo)) + overhead, lo, overhead)
     if fits(hi):
         return hi, encoded(hi)
     if codec.continuous:  # lo fits, hi does not: halve the gap down to tol, on the stored grid
