@@ -8,6 +8,7 @@ Files are coded in a pool of worker processes (each loads the model once, on its
 file); a file that fails is recorded with its one-line error and the rest go on. Outputs
 are written atomically, so after an interrupted run `skip_existing` skips exactly the
 files already done. The command line and single-file use run the same `compress_file`.
+`comparison_zip` codes several images as the Compare page codes one, into one zip.
 """
 from __future__ import annotations
 
@@ -16,8 +17,12 @@ import math
 import multiprocessing
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .io import IMAGE_SUFFIXES
+
+if TYPE_CHECKING:
+    import numpy as np
 
 # What a failing file may raise: reported against that file, never stopping the others.
 _FILE_ERRORS = (ValueError, OSError, MemoryError)
@@ -251,3 +256,47 @@ def table(records: list[dict]) -> str:
 def _short(path: str, width: int = 40) -> str:
     return path if len(path) <= width else "..." + path[-(width - 3):]
 
+
+def comparison_zip(images: dict[str, np.ndarray], left, right, extra=None, codecs=None, progress=None) -> bytes:
+    """A zip of several images each coded as the Compare page codes one: per image a folder with
+    every coded side's file (the .aec stream, the classical file) and the PNG it decodes to, then
+    `results.csv` (per image and side: codec, quality, bytes, bpp, PSNR, MS-SSIM; no SSIMULACRA 2,
+    which would cost more than the coding). `left`, `right`, `extra` are `aecore.compare.Side`s;
+    an image that cannot be coded gets a row with its error and the others go on.
+    `progress(done, total, name)` after each image."""
+    import io
+    import zipfile
+
+    from . import compare as cmp
+    from .io import to_png_bytes
+    from .report import csv_text, slug
+
+    rows, stems = [], set()
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for done, (name, pixels) in enumerate(images.items(), 1):
+            stem, i = slug(name), 2
+            while stem in stems:
+                stem, i = f"{slug(name)}_{i}", i + 1
+            stems.add(stem)
+            h, w = pixels.shape[:2]
+            try:
+                comp = cmp.compare_sides(pixels, left, right, extra, codecs=codecs, perceptual=False)
+            except _FILE_ERRORS as e:
+                rows.append({"image": name, "folder": stem, "width": w, "height": h, "error": str(e)})
+            else:
+                third = next((r for r in comp.results if r is not comp.left and r is not comp.right), None)
+                for where, r in (("left", comp.left), ("right", comp.right), ("extra", third)):
+                    if r is None:
+                        continue
+                    file = f"{stem}/{stem}.{where}.{r.codec}.{r.extension}"
+                    zf.writestr(file, r.data)
+                    zf.writestr(f"{stem}/{stem}.{where}.{r.codec}.png", to_png_bytes(r.decoded))
+                    rows.append({"image": name, "folder": stem, "width": w, "height": h, "side": where,
+                                 "codec": r.codec, "label": r.label, "quality": r.quality, "file": file,
+                                 **{k: r.metrics[k] for k in ("bytes", "bpp", "psnr", "ms_ssim")},
+                                 "over_budget": int(r.over_budget)})
+            if progress:
+                progress(done, len(images), name)
+        zf.writestr("results.csv", csv_text(rows))
+    return buf.getvalue()

@@ -37,12 +37,14 @@ TABLES_FILE = "entropy.json"
 # The .aec container (aecore.bitstream), for readers without aecore.
 CONTAINER = {
     "byte_order": "little-endian",
-    "fields": [["magic", 4, "8b 41 45 43"], ["version", 1, "u8, 1"], ["flags", 1, "u8, bit 0: grayscale source"],
+    "fields": [["magic", 4, "8b 41 45 43"], ["version", 1, "u8, 1 or 2 (2: a metadata block follows the payload)"], ["flags", 1, "u8, bit 0: grayscale source"],
                ["name_length", 1, "u8 n"], ["name", "n", "ASCII model name"],
                ["weights_sha256_prefix", 8, "first 8 bytes of the weights' sha256"],
                ["height", 4, "u32"], ["width", 4, "u32"], ["quality", 2, "u16, quality * 1000"],
                ["tile", 2, "u16, synthesis tile in pixels"], ["sections", 1, "u8 k"],
                ["section_lengths", "4k", "u32 each"], ["payload", "sum of lengths", "the sections in order"],
+               ["metadata", "to the CRC", "version 2 only: EXIF, ICC profile, file name (see aecore/bitstream.py); "
+                                          "not needed to decode the pixels"],
                ["crc32", 4, "u32, zlib CRC-32 of everything before it"]],
     "padding": "the image is coded padded to multiples of `stride` by repeating its last row and column",
     "latent_size": "ceil(height / stride) * stride / factor by ceil(width / stride) * stride / factor",

@@ -47,8 +47,8 @@ def parse(data: bytes) -> dict:
     if len(data) < 4 + 3 + 8 + 13 + 4 or zlib.crc32(data[:-4]) != struct.unpack("<I", data[-4:])[0]:
         raise StreamError("checksum mismatch or truncated stream")
     version, flags, n = struct.unpack_from("<BBB", data, 4)
-    if version != 1:
-        raise StreamError(f"format version {version}: this decoder reads version 1")
+    if version not in (1, 2):
+        raise StreamError(f"format version {version}: this decoder reads versions 1 and 2")
     pos = 7
     name = data[pos:pos + n].decode("ascii")
     weights_prefix = data[pos + n:pos + n + 8].hex()
@@ -57,7 +57,8 @@ def parse(data: bytes) -> dict:
     pos += 13
     lengths = struct.unpack_from(f"<{count}I", data, pos)
     pos += 4 * count
-    if pos + sum(lengths) + 4 != len(data):
+    # version 2 puts a metadata block (EXIF, ICC profile, file name) after the sections: not needed here
+    if pos + sum(lengths) + 4 != len(data) and not (version == 2 and pos + sum(lengths) + 4 < len(data)):
         raise StreamError("section lengths do not match the stream size")
     sections = []
     for length in lengths:

@@ -2,9 +2,9 @@
 
 A thin shell: `aecore.compare` does the coding and measuring, `aecore.viewer` draws the
 before/after slider; this page reads the widgets, caches results and lays them out.
-Widget keys (tests set them): upload, sample, full_size; per side (left_, right_): codec,
+Widget keys (tests set them): upload (several files), upload_pick (which one is shown), sample, full_size; per side (left_, right_): codec,
 setting, quality_<codec>, kb; extra_codec, download_aec, download_png, download_jpeg, download_extra,
-download_figure, download_report.
+download_figure, download_report, download_zip.
 """
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from aecore import compare as cmp, imaging, report, weights
+from aecore import batch, compare as cmp, imaging, report, weights
 from aecore.codecs import classical_names, learned_names
-from aecore.io import to_png_bytes
+from aecore.io import ImageError, load_image, to_png_bytes
 from aecore.viewer import TOOLBAR_PX, slider_html
 from pages import shared
 
@@ -262,6 +262,32 @@ def downloads(comp: cmp.Comparison, views: dict, stem: str) -> None:
             key=key, on_click="ignore", icon=":material/download:", width="stretch")
 
 
+def zip_download(settings: dict) -> None:
+    """With several uploads: every one coded with these settings, in a zip made when asked for."""
+    files = shared.uploaded_files()
+    if len(files) < 2:
+        return
+    full = bool(st.session_state.get("full_size"))
+
+    def build() -> bytes:  # runs on click, outside the page's run: no st.* calls, no st caches
+        images = {}
+        for f, name in zip(files, shared.unique_names([f.name for f in files])):
+            try:
+                pixels = load_image(f.getvalue(), name=f.name).pixels
+            except ImageError:
+                continue  # the page has said so already; the zip holds the readable ones
+            images[name] = pixels if full else imaging.shrink_to_pixels(pixels, cmp.LARGE_PIXELS)
+        return batch.comparison_zip(images, settings["left"], settings["right"], settings["extra"],
+                                    codecs=shared.codec)
+
+    st.download_button(
+        f"All {len(files)} uploads coded (zip)", build, file_name="compare.zip", mime="application/zip",
+        key="download_zip", on_click="ignore", icon=":material/folder_zip:", width="stretch",
+        help="Each uploaded image coded with these settings: every side's file, the PNG it decodes to, "
+             "and results.csv with sizes, bpp and PSNR. Large photos are coded from a copy of "
+             f"{cmp.LARGE_PIXELS / 1e6:g} MP unless 'Code the full image' is ticked.")
+
+
 def exports(comp: cmp.Comparison, name: str, source: str, max_pixels: int | None) -> None:
     """The slide figure and the offline report, when the comparison follows the report's rule: one
     learned side coded on its own terms, JPEG (and any other classical side) matched to its size."""
@@ -295,9 +321,9 @@ def main() -> None:
     src_col, ctl_col = st.columns([5, 6], gap="large")
     with src_col:
         picked = shared.pick_image(
-            upload_help="PNG, JPEG, WebP, TIFF, BMP or GIF. Transparency is flattened onto white; the first "
-                        "frame of an animation is used.",
-            sample_help="Photos bundled with scikit-image; works offline.")
+            upload_help="PNG, JPEG, WebP, TIFF, BMP or GIF; several at once for a zip of them all. Transparency "
+                        "is flattened onto white; the first frame of an animation is used.",
+            sample_help="Photos bundled with scikit-image; works offline.", multiple=True)
         if picked is None:
             return
         name, source_key, pixels, notes = picked
@@ -376,6 +402,7 @@ def main() -> None:
     with side_col:
         st.subheader("Download")
         downloads(comp, views, Path(name).stem.lower().replace(" ", "_") or "image")
+        zip_download(settings)
         exports(comp, name, f"sample:{name}" if source_key.startswith("sample:") else name,
                 cmp.LARGE_PIXELS if coded is not pixels else None)
     heatmaps(comp, run_key)

@@ -100,17 +100,26 @@ def read_upload(upload) -> tuple[LoadedImage, str]:
 def read_uploads(files) -> dict[str, tuple[str, np.ndarray]]:
     """{unique name: (cache key, pixels)} of uploaded files; unreadable ones are left out with a warning."""
     picked: dict[str, tuple[str, np.ndarray]] = {}
-    for f in files or []:
+    files = list(files or [])
+    for f, name in zip(files, unique_names([f.name for f in files])):
         try:
             loaded, key = read_upload(f)
         except ImageError as e:
             st.warning(f"Left out: {md_escape(e)}.", icon=":material/broken_image:")
             continue
-        name, i = loaded.name, 2
-        while name in picked:
-            name, i = f"{loaded.name} ({i})", i + 1
         picked[name] = (key, loaded.pixels)
     return picked
+
+
+def unique_names(names: list[str]) -> list[str]:
+    """The names, a repeated one numbered ("a.png", "a.png (2)"), so each labels one file."""
+    out: list[str] = []
+    for name in names:
+        label, i = name, 2
+        while label in out:
+            label, i = f"{name} ({i})", i + 1
+        out.append(label)
+    return out
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -126,7 +135,7 @@ def _sample_chosen(widget_key: str) -> None:
 def _upload_changed(widget_key: str) -> None:
     """The user removed the file from this page's uploader: the image it was is no longer current."""
     current = st.session_state.get(CURRENT_IMAGE_KEY)
-    if st.session_state.get(widget_key) is None and current and current["kind"] == "upload":
+    if not st.session_state.get(widget_key) and current and current["kind"] == "upload":
         del st.session_state[CURRENT_IMAGE_KEY]
 
 
@@ -136,20 +145,41 @@ def clear_image() -> None:
     st.session_state[_CLEARS_KEY] = st.session_state.get(_CLEARS_KEY, 0) + 1
 
 
+def _upload_key(prefix: str) -> str:
+    clears = st.session_state.get(_CLEARS_KEY, 0)
+    return prefix + "upload" + (f"_{clears}" if clears else "")
+
+
+def uploaded_files(prefix: str = "") -> list:
+    """Every file in the uploader of `pick_image(prefix, multiple=True)`, in upload order."""
+    files = st.session_state.get(_upload_key(prefix))
+    return list(files or [])
+
+
 def pick_image(prefix: str = "", upload_help: str = "PNG, JPEG, WebP, TIFF, BMP or GIF.",
-               sample_help: str = "Photos bundled with scikit-image. The image chosen on any page comes first."
-               ) -> tuple[str, str, np.ndarray, list[str]] | None:
+               sample_help: str = "Photos bundled with scikit-image. The image chosen on any page comes first.",
+               multiple: bool = False) -> tuple[str, str, np.ndarray, list[str]] | None:
     """(name, cache key, pixels, conversion notes) from an upload or a sample photo; None after an error.
 
     Widget keys are PREFIX + "upload" and PREFIX + "sample" (and PREFIX + "clear_image"). The image
     uploaded or picked here becomes the session's current image (`CURRENT_IMAGE_KEY`), which the
     other pages then show, with a button that clears it. The cache key is the SHA-256 of the
     uploaded file (or the sample's name), so nothing hashes the decoded pixels on every rerun.
+    `multiple`: the uploader takes several files and a picker (key PREFIX + "upload_pick")
+    chooses the one returned; `uploaded_files(prefix)` gives them all.
     """
-    clears = st.session_state.get(_CLEARS_KEY, 0)
-    upload_key = prefix + "upload" + (f"_{clears}" if clears else "")
-    upload = st.file_uploader("Your image", type=UPLOAD_TYPES, key=upload_key, help=upload_help,
-                              on_change=_upload_changed, args=(upload_key,))
+    upload_key = _upload_key(prefix)
+    upload = st.file_uploader("Your images" if multiple else "Your image", type=UPLOAD_TYPES, key=upload_key,
+                              help=upload_help, on_change=_upload_changed, args=(upload_key,),
+                              accept_multiple_files=multiple)
+    if multiple:
+        files = list(upload or [])
+        labels = unique_names([f.name for f in files])
+        if len(files) > 1:
+            shown = st.selectbox("Show", labels, key=prefix + "upload_pick",
+                                 help="The uploaded image shown below; the zip download holds them all.")
+            files = [files[labels.index(shown)]]
+        upload = files[0] if files else None
     samples = aeio.sample_images()  # looked up at run time (tests swap the samples)
     names = list(samples)
     sample_key = prefix + "sample"

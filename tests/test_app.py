@@ -188,3 +188,50 @@ def test_without_learned_weights_the_page_explains(app, user_weights):
     assert any("No learned weights" in w.value for w in app.warning)
     assert list(table(app).columns) == ["JPEG"]
     assert (app.selectbox(key="left_codec").value, app.selectbox(key="right_codec").value) == ("jpeg", "original")
+
+
+def test_several_uploads_a_picker_and_a_zip_of_them_all(app):
+    import csv
+    import zipfile
+
+    from aecore import batch, compare as cmp
+    from aecore.codecs.learned import decode_any
+
+    at = run_compare(app)
+    rng = np.random.default_rng(1)
+    first, second = (rng.integers(0, 256, size=s, dtype=np.uint8) for s in ((48, 64, 3), (40, 56, 3)))
+    at.file_uploader(key="upload").set_value([("first.png", png_bytes(first), "image/png"),
+                                              ("second.png", png_bytes(second), "image/png")]).run()
+    assert not at.exception and not at.error
+    pick = at.selectbox(key="upload_pick")
+    assert pick.options == ["first.png", "second.png"] and pick.value == "first.png"
+    shown = at.session_state["operating_point"]
+    assert (shown["image"], shown["size"]) == ("first.png", "64x48")
+    assert "download_zip" in {b.key for b in at.download_button}
+    pick.set_value("second.png").run()
+    assert not at.exception
+    assert (at.session_state["operating_point"]["image"], at.session_state["operating_point"]["size"]) == \
+        ("second.png", "56x40")
+
+    # The zip's builder, with the sides the page has: the left tiny-hyper at its quality, JPEG matched.
+    left = cmp.Side("tiny-hyper", cmp.QUALITY, float(at.session_state["quality"]))
+    right = cmp.Side("jpeg", cmp.SAME_AS_OTHER)
+    data = batch.comparison_zip({"first.png": first, "second.png": second}, left, right)
+    zf = zipfile.ZipFile(io.BytesIO(data))
+    assert sorted(zf.namelist()) == sorted(
+        ["results.csv"] + [f"{s}/{s}.{f}" for s in ("first", "second")
+                           for f in ("left.tiny-hyper.aec", "left.tiny-hyper.png", "right.jpeg.jpg", "right.jpeg.png")])
+    rows = list(csv.DictReader(io.StringIO(zf.read("results.csv").decode())))
+    assert [(r["image"], r["side"], r["codec"]) for r in rows] == [
+        ("first.png", "left", "tiny-hyper"), ("first.png", "right", "jpeg"),
+        ("second.png", "left", "tiny-hyper"), ("second.png", "right", "jpeg")]
+    for stem, pixels in (("first", first), ("second", second)):
+        stream = zf.read(f"{stem}/{stem}.left.tiny-hyper.aec")
+        decoded = decode_any(stream)
+        np.testing.assert_array_equal(decoded, np.array(Image.open(zf.open(f"{stem}/{stem}.left.tiny-hyper.png"))))
+        row = next(r for r in rows if r["folder"] == stem and r["side"] == "left")
+        assert int(row["bytes"]) == len(stream) and float(row["bpp"]) == pytest.approx(8 * len(stream) / pixels[..., 0].size)
+        jpeg = next(r for r in rows if r["folder"] == stem and r["side"] == "right")
+        assert int(jpeg["bytes"]) == len(zf.read(f"{stem}/{stem}.right.jpeg.jpg")) <= len(stream) or int(jpeg["over_budget"])
+    # the page's numbers for the image it shows are the zip's
+    assert int(rows[2]["bytes"]) == at.session_state["operating_point"]["bytes"]

@@ -9,6 +9,8 @@ import sys
 import numpy as np
 from PIL import Image
 
+import pytest
+
 from aecore import batch
 from aecore.codecs import get_codec
 from aecore.io import load_image
@@ -70,3 +72,35 @@ def test_a_folder_to_a_target_size_with_one_corrupt_file(tmp_path, photo, user_w
 def test_several_inputs_need_an_out_dir(tmp_path, photo):
     proc = _run("compress", "a.png", "b.png", "c.png")
     assert proc.returncode == 2 and "--out-dir" in proc.stderr
+
+
+def test_comparison_zip_keeps_going_past_an_image_it_cannot_code(user_weights, photo):
+    import csv
+    import io
+    import zipfile
+
+    from aecore import compare as cmp
+    from aecore.codecs.learned import decode_any
+    from aecore.metrics import psnr
+
+    # two stems alike; and pixels no codec takes (four channels), which load_image never gives
+    images = {"a.png": photo, "a.jpg": np.ascontiguousarray(photo[:40, :50]), "odd.png": np.zeros((8, 8, 4), np.uint8)}
+    left, right = cmp.Side("tiny-hyper", cmp.QUALITY, 3.0), cmp.Side("webp", cmp.TARGET_SIZE, target_kb=1.5)
+    zf = zipfile.ZipFile(io.BytesIO(batch.comparison_zip(images, left, right, cmp.Side("jpeg", cmp.SAME_AS_OTHER))))
+    rows = list(csv.DictReader(io.StringIO(zf.read("results.csv").decode())))
+    assert [(r["folder"], r["side"]) for r in rows if not r["error"]] == [
+        (s, w) for s in ("a", "a_2") for w in ("left", "right", "extra")]
+    assert [(r["image"], r["folder"]) for r in rows if r["error"]] == [("odd.png", "odd")]
+    assert "expected an (H, W, 3) or (H, W) image" in rows[-1]["error"]
+    assert not any(n.startswith("odd/") for n in zf.namelist())
+    for r in rows:
+        if r["error"]:
+            continue
+        data = zf.read(r["file"])
+        assert int(r["bytes"]) == len(data)
+        decoded = decode_any(data) if r["codec"] == "tiny-hyper" else get_codec(r["codec"]).decode(data)
+        png = r["file"].rsplit(".", 1)[0] + ".png"  # a/a.left.tiny-hyper.aec -> a/a.left.tiny-hyper.png
+        np.testing.assert_array_equal(decoded, np.array(Image.open(zf.open(png))))
+        original = images[r["image"]]
+        assert float(r["psnr"]) == pytest.approx(psnr(original, decoded), abs=1e-9)
+    assert int(rows[1]["bytes"]) <= 1500  # the target size side

@@ -199,3 +199,16 @@ def test_png_carry_replaces_rather_than_adds(icc):
     assert carry(twice, Metadata()) == png
     with pytest.raises(ValueError, match="cannot carry metadata"):
         carry(get_codec("jpeg2000").encode(np.zeros((8, 8, 3), np.uint8), 30), Metadata(name="a.png"))
+
+
+def test_the_decoder_without_aecore_reads_past_the_metadata_block():
+    """docs/decode_onnx.py parses a version 2 stream's header and sections as aecore does."""
+    import importlib.util
+    from pathlib import Path
+    script = Path(__file__).resolve().parent.parent / "docs" / "decode_onnx.py"
+    spec = importlib.util.spec_from_file_location("decode_onnx", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    data = (make.HERE / "legacy-hyper-q4.75.aec").read_bytes()
+    carried = carry(data, Metadata(name="old.png"))
+    assert module.parse(carried)["sections"] == module.parse(data)["sections"] == bitstream.unpack(data)[1]
