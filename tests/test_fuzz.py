@@ -269,3 +269,25 @@ def test_round_trip_shape_and_determinism(streams, arch, image, quality):
     assert decoded[0].shape == image.shape and decoded[0].dtype == np.uint8
     for other in decoded[1:]:
         np.testing.assert_array_equal(other, decoded[0])
+
+
+# --- a forged metadata block behind real payloads ---------------------------------------
+
+@fuzz_settings(150)
+@given(st.data())
+def test_forged_metadata_blocks_fail_cleanly_or_decode_the_same(streams, data):
+    """Version 2 streams with any metadata block (CRC fixed): refused as corrupt, or decoded to
+    exactly the pixels of the stream without it: metadata never reaches the decoder's maths."""
+    arch = data.draw(st.sampled_from(ARCHS))
+    stream = data.draw(st.sampled_from(streams[arch]))
+    block = data.draw(st.one_of(
+        st.binary(max_size=80),
+        st.builds(lambda n, kind, length, value: bytes([n]) + struct.pack("<BI", kind, length) + value,
+                  st.integers(0, 4), st.integers(0, 4), st.one_of(st.integers(0, 64), st.integers(0, 2**32 - 1)),
+                  st.binary(max_size=64))))
+    body = stream[:4] + b"\x02" + stream[5:-4] + block
+    forged = body + struct.pack("<I", zlib.crc32(body))
+    outcome = decode_outcome(forged, data.draw(st.sampled_from([arch, None])))
+    assert outcome in ("decoded", "BitstreamError")
+    if outcome == "decoded":
+        np.testing.assert_array_equal(get_codec(arch).decode(forged), get_codec(arch).decode(stream))
