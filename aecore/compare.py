@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .codecs import Codec, get_codec
+from .codecs import Codec, get_codec, with_effort
 from .imaging import shrink_to_pixels
 from .measure import measure
 from .metrics import ssimulacra2
@@ -148,22 +148,25 @@ class Side:
 
     `setting` QUALITY uses `quality` (None: the codec's default); SAME_AS_OTHER takes the
     largest file no larger than the other side's; TARGET_SIZE the largest within
-    `target_kb` (1000 bytes each).
+    `target_kb` (1000 bytes each). `effort` "balanced" or "best" refines a learned side's latents.
     """
 
     codec: Codec | str
     setting: str = QUALITY
     quality: float | None = None
     target_kb: float | None = None
+    effort: str = "fast"  # a learned codec's encode effort (`aecore.refine`); classical: fast only
 
 
 def compare_sides(image: np.ndarray, left: Side, right: Side, extra: Side | None = None,
-                  codecs=None, perceptual: bool = True, starts: dict | None = None) -> Comparison:
+                  codecs=None, perceptual: bool = True, starts: dict | None = None,
+                  refining: dict | None = None) -> Comparison:
     """Codes each side as it asks; a side set to SAME_AS_OTHER is matched to the other side's file
     (the third column's "other side" is the left one, or the right if the left is the original).
     `perceptual=False` leaves SSIMULACRA 2 unscored (NaN) for `score_perceptual` to fill later:
     the Compare page shows the slider first and scores it after. `starts` ({codec name: quality},
-    such as the last comparison's) is where each size search starts (`target.fit`)."""
+    such as the last comparison's) is where each size search starts (`target.fit`). `refining`
+    ({presets, progress, cancel}, see `LearnedCodec.at_effort`) goes to each refining side."""
     resolve = codecs or get_codec
     sides = {"left": left, "right": right, **({"extra": extra} if extra is not None else {})}
     for where, side in sides.items():
@@ -182,6 +185,8 @@ def compare_sides(image: np.ndarray, left: Side, right: Side, extra: Side | None
             done[where] = None
             return
         codec = resolve(side.codec) if isinstance(side.codec, str) else side.codec
+        if side.effort != "fast":  # a classical codec refuses (CodecError)
+            codec = with_effort(codec, side.effort, **(refining or {}))
         if side.setting == QUALITY:
             q = codec.default_quality if side.quality is None else side.quality
             done[where] = code(codec, image, q, note="" if codec.kind == "learned" else f"fixed quality {q:g}",
@@ -356,3 +361,8 @@ def format_bytes(n: int) -> str:
 
 def format_db(value: float) -> str:
     return "∞ dB" if math.isinf(value) else f"{value:.1f} dB" if abs(value) >= 0.05 else f"{value:.2f} dB"
+
+
+def refines(sides) -> bool:
+    """Whether any of these sides codes at a refining effort (seconds to minutes, not milliseconds)."""
+    return any(s is not None and s.effort != "fast" for s in sides)

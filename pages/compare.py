@@ -3,19 +3,21 @@
 A thin shell: `aecore.compare` does the coding and measuring, `aecore.viewer` draws the
 before/after slider; this page reads the widgets, caches results and lays them out.
 Widget keys (tests set them): upload (several files), upload_pick (which one is shown), sample, full_size; per side (left_, right_): codec,
-setting, quality_<codec>, kb; extra_codec, download_aec, download_png, download_jpeg, download_extra,
-download_figure, download_report, download_zip.
+setting, quality_<codec>, kb, effort (learned sides); cancel_refinement, extra_codec, download_aec, download_png,
+download_jpeg, download_extra, download_figure, download_report, download_zip. Session key
+effort_presets ({effort: refine.Schedule}) replaces the refinement presets (tests: a few iterations).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
-from aecore import batch, compare as cmp, imaging, report, weights
-from aecore.codecs import classical_names, learned_names
+from aecore import background, batch, compare as cmp, imaging, refine, report, weights
+from aecore.codecs import EFFORTS, classical_names, learned_names
 from aecore.io import ImageError, load_image, to_png_bytes
 from aecore.viewer import TOOLBAR_PX, slider_html
 from pages import shared
@@ -139,6 +141,91 @@ def controls(model: str | None) -> dict:
         format_func=lambda n: "None" if n == NO_EXTRA else shared.codec(n).label,
         help="Another classical codec in the numbers and heatmaps, matched to the left side's size.")
     return {"left": left, "right": right, "extra": None if extra == NO_EXTRA else cmp.Side(extra, cmp.SAME_AS_OTHER)}
+
+
+# A refined encode runs in this session's background task (aecore.background) so that the page
+# can show its progress and a Cancel button; its comparisons are kept here, a few at a time.
+REFINE_TASK, REFINED, CANCELLED = "compare_refine_task", "compare_refined", "compare_refine_cancelled"
+PRESETS_KEY = "effort_presets"  # {effort: refine.Schedule} replacing refine.PRESETS (tests: a few iterations)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
+
+
+def effort_controls(settings: dict, shape) -> dict:
+    """Each learned side's encode effort, labelled with the time it should take for this image."""
+    presets = st.session_state.get(PRESETS_KEY)
+    h, w = shape[:2]
+    for where in ("left", "right"):
+        side = settings[where]
+        if side.codec == cmp.ORIGINAL or shared.codec(side.codec).kind != "learned":
+            continue
+        model = shared.codec(side.codec).model
+        times = {e: refine.expected_seconds(model, e, h, w, presets) for e in EFFORTS}
+        if st.session_state.get(f"{where}_effort") not in EFFORTS:
+            st.session_state[f"{where}_effort"] = "fast"
+        effort = st.radio(
+            f"Encode effort ({where} side)", EFFORTS, key=f"{where}_effort", horizontal=True,
+            format_func=lambda e, times=times: e if e == "fast" else f"{e} (about {_duration(times[e])})",
+            help="Balanced and best refine the latents for this image before coding them: a smaller file at the "
+                 "same quality, the same decoder. The times are for this image on 2 free cores; a size search "
+                 "may refine twice.")
+        settings[where] = dataclasses.replace(side, effort=effort)
+    return settings
+
+
+def cancel_refinement() -> None:
+    """The Cancel button: stops the refinement and goes back to the fast encoder."""
+    task = st.session_state.get(REFINE_TASK)
+    if task is not None:
+        task.cancel()
+    for where in ("left", "right"):
+        if st.session_state.get(f"{where}_effort", "fast") != "fast":
+            st.session_state[f"{where}_effort"] = "fast"
+    st.session_state[CANCELLED] = True
+
+
+def refined_comparison(run_key: str, image, sides) -> cmp.Comparison | None:
+    """The comparison with refined sides, coded in this session's background task while a progress
+    bar and a Cancel button show; None once cancelled. A rerun finds the running task again."""
+    kept = st.session_state.setdefault(REFINED, {})
+    if run_key in kept:
+        return kept[run_key]
+    task = st.session_state.get(REFINE_TASK)
+    if task is None or task.key != run_key or task.cancelled:
+        if task is not None:
+            task.cancel()
+        # learned codecs resolved here, on the page's thread (its cached loader); never modified
+        resolved = [s if s is None or s.codec not in learned_names() else
+                    dataclasses.replace(s, codec=shared.codec(s.codec)) for s in sides]
+        presets = st.session_state.get(PRESETS_KEY)
+        task = background.Task(run_key, lambda progress, cancel: cmp.compare_sides(
+            image, *resolved, perceptual=False, refining={"presets": presets, "progress": progress, "cancel": cancel}))
+        st.session_state[REFINE_TASK] = task
+    h, w = image.shape[:2]
+    expected = sum(refine.expected_seconds(shared.codec(s.codec).model, s.effort, h, w,
+                                           st.session_state.get(PRESETS_KEY))
+                   for s in sides if s is not None and s.effort != "fast")
+
+    def text() -> str:
+        done = f"{task.done}/{task.total} iterations, " if task.total else ""
+        return f"Refining the latents: {done}{task.seconds:.0f} s of about {_duration(expected)} on 2 free cores"
+
+    bar = st.progress(task.fraction, text=text())
+    st.button("Cancel", key="cancel_refinement", on_click=cancel_refinement, icon=":material/cancel:",
+              help="Stop refining and show the fast encoder's result.")
+    while not task.finished.wait(0.25):
+        bar.progress(task.fraction, text=text())
+    st.session_state.pop(REFINE_TASK, None)
+    if isinstance(task.error, refine.Cancelled):
+        return None
+    if task.error is not None:
+        raise task.error
+    kept[run_key] = task.result
+    while len(kept) > 4:
+        kept.pop(next(iter(kept)))
+    st.rerun()  # the result replaces the progress bar and the button
 
 
 def slider_height(shape) -> int:
@@ -277,14 +364,15 @@ def zip_download(settings: dict) -> None:
             except ImageError:
                 continue  # the page has said so already; the zip holds the readable ones
             images[name] = pixels if full else imaging.shrink_to_pixels(pixels, cmp.LARGE_PIXELS)
-        return batch.comparison_zip(images, settings["left"], settings["right"], settings["extra"],
-                                    codecs=shared.codec)
+        fast = [None if s is None else dataclasses.replace(s, effort="fast")  # no minutes-long refinements here
+                for s in (settings["left"], settings["right"], settings["extra"])]
+        return batch.comparison_zip(images, *fast, codecs=shared.codec)
 
     st.download_button(
         f"All {len(files)} uploads coded (zip)", build, file_name="compare.zip", mime="application/zip",
         key="download_zip", on_click="ignore", icon=":material/folder_zip:", width="stretch",
         help="Each uploaded image coded with these settings: every side's file, the PNG it decodes to, "
-             "and results.csv with sizes, bpp and PSNR. Large photos are coded from a copy of "
+             "and results.csv with sizes, bpp and PSNR, at fast encode effort. Large photos are coded from a copy of "
              f"{cmp.LARGE_PIXELS / 1e6:g} MP unless 'Code the full image' is ticked.")
 
 
@@ -348,19 +436,29 @@ def main() -> None:
                 st.warning("No learned weights are installed yet, so this page shows JPEG on its own. "
                            "The learned codec appears as soon as trained weights are saved.",
                            icon=":material/hourglass_empty:")
-            settings = controls(model)
+            settings = effort_controls(controls(model), coded.shape)
+            if st.session_state.pop(CANCELLED, False):
+                st.info("Refinement cancelled: showing the fast encoder's result.", icon=":material/info:")
 
     image_key = f"{source_key}|{coded.shape}"
     sides = (settings["left"], settings["right"], settings["extra"])
     stamps = "|".join(weights.stamp(s.codec) for s in sides if s is not None and s.codec in learned_names())
-    run_key = "|".join(map(str, (image_key, stamps) + sides))
+    run_key = "|".join(map(str, (image_key, stamps) + sides + (st.session_state.get(PRESETS_KEY),)))
     height = slider_height(coded.shape)
     try:
-        with st.spinner("Encoding, decoding and measuring..."):
-            starts = st.session_state.setdefault("compare_starts", {})  # this session's own, never shared
-            comp = run_comparison(image_key, coded, *sides, stamps, starts)
-            starts.update({r.codec: r.quality for r in comp.results if r.kind == "classical"})
+        if cmp.refines(sides):
+            comp = refined_comparison(run_key, coded, sides)
+            if comp is None:
+                return
             views = build_views(run_key, comp, height)
+        else:
+            if st.session_state.get(REFINE_TASK) is not None:  # back to fast effort: stop the refinement
+                st.session_state.pop(REFINE_TASK).cancel()
+            with st.spinner("Encoding, decoding and measuring..."):
+                starts = st.session_state.setdefault("compare_starts", {})  # this session's own, never shared
+                comp = run_comparison(image_key, coded, *sides, stamps, starts)
+                starts.update({r.codec: r.quality for r in comp.results if r.kind == "classical"})
+                views = build_views(run_key, comp, height)
     except MemoryError:
         st.error("This image is too large to code on this machine; use the downscaled copy or a smaller image.",
                  icon=":material/memory:")

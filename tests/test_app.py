@@ -235,3 +235,22 @@ def test_several_uploads_a_picker_and_a_zip_of_them_all(app):
         assert int(jpeg["bytes"]) == len(zf.read(f"{stem}/{stem}.right.jpeg.jpg")) <= len(stream) or int(jpeg["over_budget"])
     # the page's numbers for the image it shows are the zip's
     assert int(rows[2]["bytes"]) == at.session_state["operating_point"]["bytes"]
+
+
+def test_encode_effort_refines_the_learned_side_and_says_how_long(app):
+    from aecore import refine
+    from aecore.codecs import get_codec
+    app.session_state["effort_presets"] = {"balanced": refine.Schedule(3), "best": refine.Schedule(5)}
+    at = run_compare(app)
+    effort = at.radio(key="left_effort")
+    h, w = 300, 451  # Chelsea
+    model = get_codec("tiny-hyper").model
+    assert effort.value == "fast" and effort.options == [
+        "fast", *(f"{e} (about {refine.expected_seconds(model, e, h, w, at.session_state['effort_presets']):.0f} s)"
+                  for e in ("balanced", "best"))]
+    assert not any(c.endswith("effort") for c in table(at).columns)
+    effort.set_value("balanced").run()
+    assert not at.exception, at.exception
+    assert [c for c in table(at).columns if c.endswith("balanced effort")]  # the refined side's result
+    assert "cancel_refinement" not in {b.key for b in at.button}  # finished: no progress bar or Cancel left
+    assert at.radio(key="left_effort").value == "balanced"

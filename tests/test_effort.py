@@ -151,3 +151,28 @@ def test_sweeps_record_each_rows_effort_and_encode_time(user_weights, tmp_path, 
                  "--out", str(tmp_path / "rd.csv")]) == 0
     assert "refines the learned codecs only; jpeg coded as always" in capsys.readouterr().err
     assert {r["effort"] for r in csv.DictReader(open(tmp_path / "rd.csv"))} == {"fast"}
+
+
+def test_a_background_comparison_reports_progress_and_cancels(user_weights, photo):
+    import threading
+    from aecore import background, compare
+    first = threading.Event()
+    side = compare.Side("tiny-hyper", compare.QUALITY, 3.0, effort="best")
+    work = lambda progress, cancel: compare.compare_sides(  # noqa: E731
+        photo, side, compare.Side("jpeg", compare.SAME_AS_OTHER), perceptual=False,
+        refining={"presets": {"best": refine.Schedule(10_000)}, "cancel": cancel,
+                  "progress": lambda d, t: (progress(d, t), first.set())})
+    task = background.Task("k", work)
+    assert first.wait(120) and 0 < task.fraction < 1 and task.total == 10_000
+    task.cancel()
+    assert task.finished.wait(120) and task.result is None
+    assert isinstance(task.error, refine.Cancelled) and task.done < 10_000
+    done = background.Task("k2", lambda progress, cancel: compare.compare_sides(
+        photo, compare.Side("tiny-hyper", compare.QUALITY, 3.0, effort="balanced"),
+        compare.Side("jpeg", compare.SAME_AS_OTHER), perceptual=False, refining={"presets": FEW, "progress": progress, "cancel": cancel}))
+    assert done.finished.wait(120) and done.error is None and done.fraction == 1
+    learned, jpeg = done.result.results
+    assert learned.label.endswith("balanced effort") and (jpeg.num_bytes <= learned.num_bytes or jpeg.over_budget)
+    with pytest.raises(CodecError, match="learned codecs only"):
+        compare.compare_sides(photo, compare.Side("jpeg", compare.QUALITY, 50, effort="best"),
+                              compare.Side("original"))
