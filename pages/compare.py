@@ -372,7 +372,8 @@ def zip_download(settings: dict) -> None:
         f"All {len(files)} uploads coded (zip)", build, file_name="compare.zip", mime="application/zip",
         key="download_zip", on_click="ignore", icon=":material/folder_zip:", width="stretch",
         help="Each uploaded image coded with these settings: every side's file, the PNG it decodes to, "
-             "and results.csv with sizes, bpp and PSNR, at fast encode effort. Large photos are coded from a copy of "
+             "and results.csv with sizes, bpp and PSNR, at fast encode effort. Large photos are coded from a "
+             "copy of "
              f"{cmp.LARGE_PIXELS / 1e6:g} MP unless 'Code the full image' is ticked.")
 
 
