@@ -6,6 +6,7 @@
     python benchmarks/rd_kodak.py --samples            # held-out check: the app's built-in photos
     python benchmarks/rd_kodak.py DIR --codecs jxl,heic --add   # sweep these, keep the others' rows
     python benchmarks/rd_kodak.py DIR --add-ssimulacra2 --jobs 2  # score the CSV's points that lack it
+    python benchmarks/rd_kodak.py DIR --codecs hyperprior --effort balanced,best --add  # refined curves too
 
 Writes benchmarks/results/kodak_rd.csv (one row per image, codec and quality),
 kodak_bdrate.json (BD-rate by PSNR, by MS-SSIM in dB and by SSIMULACRA 2 of every codec
@@ -20,6 +21,8 @@ for the weights that made them); --jobs N measures N points at a time in worker 
 (their coding times then include the sharing of the cores). --add-ssimulacra2 codes each
 point of the CSV that has no SSIMULACRA 2 score again, checks that the file has the CSV's
 size and the decode its PSNR and MS-SSIM, and adds only the score: every other column stays.
+--effort balanced,best adds the learned codecs' refined curves (hyperprior@balanced, ...;
+minutes per point on 2 cores), and the JSON gives every curve's encode seconds per image.
 """
 from __future__ import annotations
 
@@ -36,8 +39,10 @@ import time
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from aecore import rd, weights  # noqa: E402
-from aecore.codecs import classical_names, get_codec, learned_names  # noqa: E402
+import numpy as np  # noqa: E402
+
+from aecore import rd, refine, weights  # noqa: E402
+from aecore.codecs import EFFORTS, classical_names, get_codec, learned_names, with_effort  # noqa: E402
 from aecore.io import load_image_folder_named, sample_images  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -51,10 +56,20 @@ def _key(image: str, codec: str, quality) -> tuple:
     return image, codec, float(quality)
 
 
-def _identity(codec: str) -> str:
-    """What a cached point was made by: a learned codec's weights hash, a classical codec's name."""
-    c = get_codec(codec)
-    return c.hash.hex() if c.kind == "learned" else c.name
+def curve_codec(curve: str):
+    """The codec a curve name stands for: "hyperprior", or "hyperprior@best" (that encode effort)."""
+    name, _, effort = curve.partition("@")
+    return with_effort(get_codec(name), effort or "fast")
+
+
+def _identity(curve: str) -> str:
+    """What a cached point was made by: a learned codec's weights hash (and refining preset), a
+    classical codec's name."""
+    c = curve_codec(curve)
+    if c.kind != "learned":
+        return c.name
+    plan = refine.schedule(c.model, c.effort)
+    return c.hash.hex() + ("" if plan is None else f"@{c.effort}:{plan}")
 
 
 def _worker_start(threads: int) -> None:
@@ -62,8 +77,8 @@ def _worker_start(threads: int) -> None:
 
 
 def _measure(task: tuple) -> dict:
-    image_name, image, codec, quality = task
-    return rd.point(codec, image_name, image, quality)
+    image_name, image, curve, quality = task
+    return {**rd.point(curve_codec(curve), image_name, image, quality), "codec": curve}
 
 
 def measure_points(images: dict, tasks: list[tuple], cache: Path, jobs: int = 1, progress=None) -> list[dict]:
@@ -185,6 +200,9 @@ def main() -> int:
                     help="sweep only --codecs and keep every other codec's rows from the CSV already in --out")
     ap.add_argument("--add-ssimulacra2", action="store_true",
                     help="score the CSV's points that have no SSIMULACRA 2 (of --codecs, default all); keep the rest")
+    ap.add_argument("--effort", default="fast",
+                    help="comma-separated encode efforts of the learned codecs (fast, balanced, best; default fast): "
+                         "each effort but fast is a curve of its own, named like hyperprior@best")
     ap.add_argument("--jobs", type=int, default=1, help="points measured at a time, in worker processes")
     args = ap.parse_args()
     if args.add and not args.codecs:
@@ -202,6 +220,12 @@ def main() -> int:
     plan = rd.default_plan(names)
     if "jpeg" in plan:
         plan["jpeg"] = JPEG_QUALITIES
+    efforts = args.effort.split(",")
+    if not set(efforts) <= set(EFFORTS):
+        ap.error(f"--effort {args.effort}: use {', '.join(EFFORTS)}")
+    for name in [n for n in plan if get_codec(n).kind == "learned"]:
+        qualities = plan.pop(name)
+        plan.update({name if e == "fast" else f"{name}@{e}": qualities for e in efforts})
     t0 = time.time()
 
     def progress(done, total, label):
@@ -244,6 +268,9 @@ def main() -> int:
               "bd_rate_ms_ssim": rd.bd_table(averages, "jpeg", "ms_ssim_db"),
               "bd_rate_ssimulacra2": rd.bd_table(averages, "jpeg", "ssimulacra2"),
               "ssimulacra2_images": scored}
+    result["encode_seconds_per_image"] = {  # the mean over the curve's points
+        c: round(float(np.mean([r["encode_ms"] for r in rows if r["codec"] == c])) / 1000, 3)
+        for c in dict.fromkeys(r["codec"] for r in rows)}
     at_rate = f"psnr_at_{CHECK_RATE}_bpp"
     result[at_rate] = {k: round(v, 3) for k, v in rd.at_rate_table(averages, CHECK_RATE).items()
                        if v == v}  # NaN: the curve does not reach that rate
