@@ -1,5 +1,6 @@
 """Encode effort through the codec interface, the size search and the command line."""
 import csv
+import fcntl
 import json
 import os
 from pathlib import Path
@@ -124,6 +125,9 @@ def test_ctrl_c_during_refinement_exits_130_and_leaves_no_file(user_weights, tmp
     proc = subprocess.Popen([sys.executable, "-m", "aecore", "compress", str(src), str(out), "--codec",
                              "tiny-hyper", "--effort", "best"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env=env, cwd=ROOT)
+    # A one-page pipe: the child blocks on its progress lines until they are read, so it cannot
+    # finish the refinement before the signal, however fast the machine or slow this process.
+    fcntl.fcntl(proc.stderr.fileno(), fcntl.F_SETPIPE_SZ, 4096)
     seen, deadline = b"", time.monotonic() + 240
     while b"best effort" not in seen and time.monotonic() < deadline and proc.poll() is None:
         seen += os.read(proc.stderr.fileno(), 4096)  # the first progress line: the refinement runs
