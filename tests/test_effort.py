@@ -124,7 +124,10 @@ def test_ctrl_c_during_refinement_exits_130_and_leaves_no_file(user_weights, tmp
     env = {**os.environ, "PYTHONPATH": str(ROOT), "AECORE_USER_WEIGHTS": str(user_weights)}
     proc = subprocess.Popen([sys.executable, "-m", "aecore", "compress", str(src), str(out), "--codec",
                              "tiny-hyper", "--effort", "best"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=env, cwd=ROOT)
+                            env=env, cwd=ROOT,
+                            # as a terminal's Ctrl-C finds it: a run started in the background
+                            # (`cmd &`) would pass on SIGINT ignored, and Python then keeps it ignored
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     # A one-page pipe: the child blocks on its progress lines until they are read, so it cannot
     # finish the refinement before the signal, however fast the machine or slow this process.
     fcntl.fcntl(proc.stderr.fileno(), fcntl.F_SETPIPE_SZ, 4096)
