@@ -21,6 +21,9 @@ or within a target size; `compare` is its default setting (learned left, JPEG ri
 """
 from __future__ import annotations
 
+from collections import OrderedDict
+import dataclasses
+import hashlib
 import math
 from dataclasses import dataclass, field
 
@@ -158,16 +161,92 @@ class Side:
     effort: str = "fast"  # a learned codec's encode effort (`aecore.refine`); classical: fast only
 
 
+class ResultCache:
+    """Classical codecs' work per (image, codec, quality), kept between comparisons, so that moving
+    a slider back to a quality already seen, swapping the sides or matching the same size again
+    encodes nothing: the measured results `code` made (file, decode, metrics, timings) and the
+    files a size search encoded. Learned results are not kept (their weights can change under
+    the same name). Images are keyed by a hash of their pixels; the least recently used entries
+    go once the decoded pixels held pass `max_bytes`. One per user session: nothing in it is
+    shared with another session."""
+
+    def __init__(self, max_bytes: int = 256_000_000):
+        self.max_bytes = max_bytes
+        self._results: OrderedDict = OrderedDict()  # (image, codec, quality) -> CodecResult
+        self._files: OrderedDict = OrderedDict()    # (image, codec, quality) -> bytes (size searches)
+
+    @staticmethod
+    def image_key(image: np.ndarray) -> str:
+        digest = hashlib.blake2b(np.ascontiguousarray(image).data, digest_size=16)
+        digest.update(repr((image.shape, image.dtype.str)).encode())
+        return digest.hexdigest()
+
+    def keeps(self, codec) -> bool:
+        return codec.kind == "classical" and getattr(codec, "effort", "fast") == "fast"
+
+    def result(self, key: tuple) -> CodecResult | None:
+        return self._touch(self._results, key)
+
+    def add_result(self, key: tuple, result: CodecResult) -> None:
+        self._results[key] = result
+        self.add_file(key, result.data)
+        self._trim()
+
+    def file(self, key: tuple) -> bytes | None:
+        return self._touch(self._files, key)
+
+    @staticmethod
+    def _touch(store: OrderedDict, key: tuple):
+        """The entry (None when absent), now the most recently used."""
+        if key in store:
+            store.move_to_end(key)
+        return store.get(key)
+
+    def add_file(self, key: tuple, data: bytes) -> None:
+        self._files[key] = data
+        self._trim()
+
+    def held_bytes(self) -> int:
+        return (sum(r.decoded.nbytes + len(r.data) for r in self._results.values())
+                + sum(map(len, self._files.values())))
+
+    def _trim(self) -> None:
+        while self._results and self.held_bytes() > self.max_bytes:
+            self._results.popitem(last=False)
+        while self._files and self.held_bytes() > self.max_bytes:
+            self._files.popitem(last=False)
+
+
+class _Remembered:
+    """A classical codec whose encodes of one image go through a ResultCache (for `fit`)."""
+
+    def __init__(self, codec: Codec, cache: ResultCache, image_key: str):
+        self._codec, self._cache, self._image_key = codec, cache, image_key
+
+    def __getattr__(self, name):
+        return getattr(self._codec, name)
+
+    def encode(self, image: np.ndarray, quality: float) -> bytes:
+        key = (self._image_key, self._codec.name, self._codec.check_quality(quality))
+        data = self._cache.file(key)
+        if data is None:
+            data = self._codec.encode(image, quality)
+            self._cache.add_file(key, data)
+        return data
+
+
 def compare_sides(image: np.ndarray, left: Side, right: Side, extra: Side | None = None,
                   codecs=None, perceptual: bool = True, starts: dict | None = None,
-                  refining: dict | None = None) -> Comparison:
+                  refining: dict | None = None, cache: ResultCache | None = None) -> Comparison:
     """Codes each side as it asks; a side set to SAME_AS_OTHER is matched to the other side's file
     (the third column's "other side" is the left one, or the right if the left is the original).
     `perceptual=False` leaves SSIMULACRA 2 unscored (NaN) for `score_perceptual` to fill later:
     the Compare page shows the slider first and scores it after. `starts` ({codec name: quality},
     such as the last comparison's) is where each size search starts (`target.fit`). `refining`
-    ({presets, progress, cancel}, see `LearnedCodec.at_effort`) goes to each refining side."""
+    ({presets, progress, cancel}, see `LearnedCodec.at_effort`) goes to each refining side.
+    `cache` (a ResultCache, kept by the caller between comparisons) keeps the classical sides' results."""
     resolve = codecs or get_codec
+    kept = None if cache is None else (cache, ResultCache.image_key(image))
     sides = {"left": left, "right": right, **({"extra": extra} if extra is not None else {})}
     for where, side in sides.items():
         if side.setting not in SETTINGS:
@@ -190,17 +269,17 @@ def compare_sides(image: np.ndarray, left: Side, right: Side, extra: Side | None
         if side.setting == QUALITY:
             q = codec.default_quality if side.quality is None else side.quality
             done[where] = code(codec, image, q, note="" if codec.kind == "learned" else f"fixed quality {q:g}",
-                               perceptual=perceptual)
+                               perceptual=perceptual, kept=kept)
         elif side.setting == TARGET_SIZE:
             done[where] = matched(codec, image, int(round(side.target_kb * 1000)), perceptual=perceptual,
-                                  start=(starts or {}).get(codec.name))
+                                  start=(starts or {}).get(codec.name), kept=kept)
         else:
             other = {"left": "right", "right": "left"}.get(where) or ("left" if left.codec != ORIGINAL else "right")
             if sides[other].codec == ORIGINAL or sides[other].setting == SAME_AS_OTHER:
                 raise ValueError(f"{where} side: 'same size as the other side' needs the other side to be coded "
                                  "at a quality or a target size")
             done[where] = matched(codec, image, done[other].num_bytes, perceptual=perceptual,
-                                  start=(starts or {}).get(codec.name))
+                                  start=(starts or {}).get(codec.name), kept=kept)
 
     for where in sorted(sides, key=lambda w: sides[w].setting == SAME_AS_OTHER):  # fixed sides first
         run(where)
@@ -215,39 +294,53 @@ def compare_sides(image: np.ndarray, left: Side, right: Side, extra: Side | None
 
 
 def code(codec: Codec, image: np.ndarray, quality: float, note: str = "", data: bytes | None = None,
-         perceptual: bool = True) -> CodecResult:
+         perceptual: bool = True, kept: tuple | None = None) -> CodecResult:
     """Encodes (timed), decodes (timed) and measures one file.
 
     `data` is an already encoded file at `quality` (from a size search); it is encoded
     once more anyway, so the reported encode time is that of one plain encode.
     `perceptual=False` leaves SSIMULACRA 2 NaN (`score_perceptual` fills it).
+    `kept` (a ResultCache and the image's key) returns a classical codec's earlier result,
+    measured once: a copy, so a caller's note or score never reaches another comparison.
     """
+    key = None
+    if kept is not None and kept[0].keeps(codec):
+        key = (kept[1], codec.name, codec.check_quality(quality))
+        hit = kept[0].result(key)
+        if hit is not None:
+            if perceptual and math.isnan(hit.metrics["ssimulacra2"]):
+                hit.metrics["ssimulacra2"] = scaled_ssimulacra2(image, hit.decoded)
+            return dataclasses.replace(hit, metrics=dict(hit.metrics), note=note, over_budget=False)
     m = measure(codec, image, quality, data=data, perceptual=False)
     data, decoded, encode_ms, decode_ms = m.data, m.decoded, m.encode_ms, m.decode_ms
     metrics = {**m.metrics, "encode_ms": encode_ms, "decode_ms": decode_ms,
                "ssimulacra2": scaled_ssimulacra2(image, decoded) if perceptual else math.nan}
-    return CodecResult(codec=codec.name, label=codec.label or codec.name, kind=codec.kind, quality=quality,
-                       data=data, decoded=decoded, metrics=metrics, encode_ms=encode_ms, decode_ms=decode_ms,
-                       extension=codec.extension, mime=codec.mime, note=note)
+    result = CodecResult(codec=codec.name, label=codec.label or codec.name, kind=codec.kind, quality=quality,
+                         data=data, decoded=decoded, metrics=metrics, encode_ms=encode_ms, decode_ms=decode_ms,
+                         extension=codec.extension, mime=codec.mime, note=note)
+    if key is not None:
+        kept[0].add_result(key, dataclasses.replace(result, metrics=dict(metrics)))
+    return result
 
 
 def matched(codec: Codec, image: np.ndarray, budget: int, perceptual: bool = True,
-            start: float | None = None) -> CodecResult:
+            start: float | None = None, kept: tuple | None = None) -> CodecResult:
     """`codec` at its highest quality whose file fits in `budget` bytes.
 
     When even the lowest quality is larger, that lowest quality is used and the result
     says so (`over_budget`, `note`): a comparison that quietly gave one side more bits
-    would not be fair.
+    would not be fair. `kept`: see `code` (the search's files are kept too).
     """
+    searched = _Remembered(codec, *kept) if kept is not None and kept[0].keeps(codec) else codec
     try:
-        quality, data = fit(codec, image, budget, start=start)
+        quality, data = fit(searched, image, budget, start=start)
     except BudgetError:
         pass
     else:
         return code(codec, image, quality, note=f"quality {quality:g}: the largest file within "
-                    f"{format_bytes(budget)}", data=data, perceptual=perceptual)
+                    f"{format_bytes(budget)}", data=data, perceptual=perceptual, kept=kept)
     lowest = codec.quality_range[0]
-    result = code(codec, image, lowest, perceptual=perceptual)
+    result = code(codec, image, lowest, perceptual=perceptual, kept=kept)
     result.over_budget = True
     result.note = (f"Even {codec.label} at quality {lowest:g} needs {format_bytes(result.num_bytes)}, more than "
                    f"the {format_bytes(budget)} budget; it is shown at quality {lowest:g}, with the larger file.")

@@ -34,12 +34,13 @@ WIN_STYLE = "background-color: rgba(33, 195, 84, 0.16); font-weight: 700; color:
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def run_comparison(image_key: str, _image, left: cmp.Side, right: cmp.Side, extra: cmp.Side | None,
-                   stamps: str, _starts: dict | None = None) -> cmp.Comparison:
+                   stamps: str, _starts: dict | None = None, _kept: cmp.ResultCache | None = None) -> cmp.Comparison:
     """One comparison, keyed by the image's hash, the sides and the learned weights' stamps (not the pixels).
     SSIMULACRA 2 is left unscored: `perceptual_scores` scores it once the slider is on the page.
-    `_starts` (this session's last matched qualities) only speeds the size searches up, so it is
-    not part of the key."""
-    return cmp.compare_sides(_image, left, right, extra, codecs=shared.codec, perceptual=False, starts=_starts)
+    `_starts` (this session's last matched qualities) and `_kept` (this session's classical results)
+    only save work, so they are not part of the key."""
+    return cmp.compare_sides(_image, left, right, extra, codecs=shared.codec, perceptual=False, starts=_starts,
+                             cache=_kept)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -457,7 +458,8 @@ def main() -> None:
                 st.session_state.pop(REFINE_TASK).cancel()
             with st.spinner("Encoding, decoding and measuring..."):
                 starts = st.session_state.setdefault("compare_starts", {})  # this session's own, never shared
-                comp = run_comparison(image_key, coded, *sides, stamps, starts)
+                kept = st.session_state.setdefault("compare_kept", cmp.ResultCache())  # this session's own too
+                comp = run_comparison(image_key, coded, *sides, stamps, starts, kept)
                 starts.update({r.codec: r.quality for r in comp.results if r.kind == "classical"})
                 views = build_views(run_key, comp, height)
     except MemoryError:

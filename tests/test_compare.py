@@ -280,3 +280,65 @@ def test_perceptual_scores_can_come_after_the_coding(photo):
     assert cmp.score_perceptual(later) == [r.metrics["ssimulacra2"] for r in now.results]
     assert [r.metrics["ssimulacra2"] for r in later.results] == cmp.score_perceptual(now)
     assert [r.metrics["psnr"] for r in later.results] == [r.metrics["psnr"] for r in now.results]
+
+
+class Counting:
+    """A real classical codec whose encodes are counted (everything else is the codec's own)."""
+
+    def __init__(self, name: str):
+        self.codec, self.encodes = get_codec(name), []
+
+    def __getattr__(self, name):
+        return getattr(self.codec, name)
+
+    def encode(self, image, quality):
+        self.encodes.append(quality)
+        return self.codec.encode(image, quality)
+
+
+def test_kept_classical_results_are_not_encoded_again(smooth):
+    """A slider moved back to a quality already seen, the sides swapped, or the same size matched
+    again encode nothing; the results are those of an uncached comparison, and a caller's note or
+    SSIMULACRA 2 on one result never reaches another comparison's copy."""
+    counted = {n: Counting(n) for n in ("jpeg", "webp")}
+    resolve = counted.__getitem__
+    cache = cmp.ResultCache()
+    jpeg_at = lambda q: cmp.Side("jpeg", cmp.QUALITY, q)  # noqa: E731
+    webp_matched = cmp.Side("webp", cmp.SAME_AS_OTHER)
+
+    def encodes(*sides):
+        before = {n: len(c.encodes) for n, c in counted.items()}
+        comp = cmp.compare_sides(smooth, *sides, codecs=resolve, perceptual=False, cache=cache)
+        return comp, {n: len(c.encodes) - before[n] for n, c in counted.items()}
+
+    first, n = encodes(jpeg_at(50), webp_matched)
+    assert n["jpeg"] == 1 and n["webp"] >= 3  # one timed encode each, after the size search's
+    _, n = encodes(jpeg_at(70), webp_matched)
+    assert n["jpeg"] == 1 and n["webp"] >= 1
+    again, n = encodes(jpeg_at(50), webp_matched)  # back to a quality already seen
+    assert n == {"jpeg": 0, "webp": 0}
+    swapped, n = encodes(webp_matched, jpeg_at(50))  # the sides swapped
+    assert n == {"jpeg": 0, "webp": 0}
+    fresh = cmp.compare_sides(smooth, jpeg_at(50), webp_matched, perceptual=False)
+    for got in (again, swapped):
+        for r, want in zip(sorted(got.results, key=lambda r: r.codec), fresh.results):
+            assert (r.codec, r.quality, r.data, r.note) == (want.codec, want.quality, want.data, want.note)
+            assert np.array_equal(r.decoded, want.decoded)
+            assert {k: v for k, v in r.metrics.items() if not k.endswith("_ms")} == \
+                pytest.approx({k: v for k, v in want.metrics.items() if not k.endswith("_ms")}, nan_ok=True)
+    cmp.score_perceptual(again)
+    again.results[0].note = "changed by one caller"
+    later, _ = encodes(jpeg_at(50), webp_matched)
+    assert later.results[0].note == "fixed quality 50" and math.isnan(later.results[0].metrics["ssimulacra2"])
+    other = smooth[::-1].copy()  # another image is another key
+    assert cmp.compare_sides(other, jpeg_at(50), webp_matched, codecs=resolve, cache=cache).results[0].data == \
+        get_codec("jpeg").encode(other, 50)
+    # bounded: the least recently used results go once the pixels held pass max_bytes
+    small = cmp.ResultCache(max_bytes=3 * smooth.nbytes)
+    for q in (10, 20, 30, 40):
+        cmp.compare_sides(smooth, jpeg_at(q), cmp.Side(cmp.ORIGINAL), codecs=resolve, cache=small)
+    assert small.held_bytes() <= small.max_bytes
+    before = len(counted["jpeg"].encodes)
+    cmp.compare_sides(smooth, jpeg_at(40), cmp.Side(cmp.ORIGINAL), codecs=resolve, cache=small)
+    cmp.compare_sides(smooth, jpeg_at(10), cmp.Side(cmp.ORIGINAL), codecs=resolve, cache=small)
+    assert counted["jpeg"].encodes[before:] == [10]  # 40 was kept, 10 was dropped
