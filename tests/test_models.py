@@ -184,6 +184,29 @@ def test_tiled_transforms_match_whole_image(name, monkeypatch):
         assert diff.max() < 5e-3 and diff.mean() < 1e-5
 
 
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_analysis_reach_bounds_what_a_latent_depends_on(name):
+    """`analysis_reach` (which sets the analysis tiles' context) against autograd: the input pixels
+    one latent's value depends on lie within it; for the hyperprior (smooth GDN, no pooling that
+    picks one pixel) they fill it exactly."""
+    from aecore.models.base import LATENT_FACTOR, analysis_reach
+    model = make_tiny(name)
+    before, after = analysis_reach(model.g_a)
+    x = torch.rand(1, 3, 256, 256, requires_grad=True)
+    i = 8  # a latent far from the borders: its block starts at 128
+    model.g_a(x)[0, :, i, i].sum().backward()
+    rows = torch.nonzero(x.grad.abs().sum(dim=(0, 1, 3))).ravel()
+    cols = torch.nonzero(x.grad.abs().sum(dim=(0, 1, 2))).ravel()
+    start = LATENT_FACTOR * i
+    for span in (rows, cols):
+        assert start - before <= span.min() and span.max() <= start + after
+        if name == "tiny-hyper":
+            assert (span.min(), span.max()) == (start - before, start + after)
+    assert model.analysis_margin() % LATENT_FACTOR == 0 and model.analysis_margin() <= model.margin
+    with pytest.raises(ValueError, match="receptive-field"):
+        analysis_reach(torch.nn.Sequential(torch.nn.Upsample(scale_factor=2)))
+
+
 def test_a_deepened_seed_computes_the_same_function_and_stream():
     torch.manual_seed(0)
     shallow = build_model(ModelConfig(arch="seed", channels=8, latent_channels=12)).eval()
