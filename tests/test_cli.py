@@ -119,6 +119,26 @@ def test_bad_streams_exit_2(user_weights, photo, tmp_path, monkeypatch, capsys):
     assert "missing.aec" in capsys.readouterr().err
 
 
+def test_a_forged_section_that_decodes_short_exits_2_not_a_wrong_image(user_weights, photo, tmp_path, capsys):
+    """A section with words cut out (its length and the CRC rewritten to match, as a forger
+    would): the entropy decoder runs out of words before the last symbol. Such streams used
+    to decode to a wrong image without a word; now they are a one-line error, exit code 2."""
+    from aecore import bitstream
+    src, aec = tmp_path / "in.png", tmp_path / "out.aec"
+    Image.fromarray(photo).save(src)
+    assert main(["compress", str(src), str(aec), "--codec", "tiny-seed"]) == 0
+    header, (section,) = bitstream.unpack(aec.read_bytes())
+    assert main(["decompress", str(aec), str(tmp_path / "ok.png")]) == 0
+    capsys.readouterr()
+    for start, stop in ((0, 4), (len(section) // 8 * 4, len(section) // 8 * 4 + 8), (len(section) - 4, None)):
+        forged = tmp_path / "forged.aec"
+        forged.write_bytes(bitstream.pack(header, [section[:start] + (section[stop:] if stop else b"")]))
+        assert main(["decompress", str(forged), str(tmp_path / "x.png")]) == 2, (start, stop)
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "corrupt payload" in err, err
+    assert not (tmp_path / "x.png").exists()
+
+
 def _awkward(tmp_path, photo) -> dict:
     """Odd but valid inputs a user will upload."""
     from PIL import Image as I

@@ -112,6 +112,25 @@ def test_reader_rejects_leftover_data():
         r.finish()
 
 
+def test_reader_rejects_a_section_that_ends_before_its_last_symbol():
+    """Reading more symbols than were written used to give the lowest symbol from the empty
+    coder and pass the end check; now the section must end exactly at the last symbol."""
+    model = categorical(np.array([0.5, 0.25, 0.25]))
+    w = SymbolWriter()
+    w.add(np.array([0, 1, -1, 1]), 1, model)
+    w.add(np.array([1, 1]), 1, model)
+    data = w.getvalue()
+    for counts in ((4, 3), (5, 2), (4, 2, 1), (7,)):  # one symbol more than written
+        r = SymbolReader(data)
+        with pytest.raises(ValueError, match="ends before its last symbol"):
+            for n in counts:
+                r.read(n, 1, model)
+            r.finish()
+    r = SymbolReader(data)  # the counts the writer used read back exactly
+    assert r.read(4, 1, model).tolist() == [0, 1, -1, 1] and r.read(2, 1, model).tolist() == [1, 1]
+    r.finish()
+
+
 def test_scale_indexes_round_up():
     assert scale_indexes(np.array([0.0, SCALE_TABLE[3], SCALE_TABLE[3] * 1.01, 1e9])).tolist() == [0, 3, 4, 63]
 

@@ -270,7 +270,14 @@ class SymbolWriter:
 
 
 class SymbolReader:
-    """Reads the chunks a `SymbolWriter` wrote, in the same order."""
+    """Reads the chunks a `SymbolWriter` wrote, in the same order, checking that the section is
+    used up exactly: the coder is empty (no words left, its state back at the initial value)
+    after the very last symbol and never before it.
+
+    Both halves are needed. An altered section often runs out of words early, and constriction
+    then goes on decoding the lowest symbol from the empty state, so a check at the end alone
+    passes it. The coder stays empty once empty, so checking before the last symbol of every
+    chunk sees any early end."""
 
     def __init__(self, data: bytes):
         if len(data) % 4:
@@ -280,7 +287,11 @@ class SymbolReader:
     def read(self, count: int, radius: int, model) -> np.ndarray:
         if count == 0:
             return np.zeros(0, dtype=np.int64)
-        return self._coder.decode(model, count).astype(np.int64) - radius
+        head = self._coder.decode(model, count - 1) if count > 1 else np.zeros(0, dtype=np.int32)
+        if self._coder.is_empty():
+            raise ValueError("entropy-coded section ends before its last symbol")
+        last = self._coder.decode(model, 1)
+        return np.concatenate([head, last]).astype(np.int64) - radius
 
     def finish(self) -> None:
         """A well-formed section is used up exactly; anything else means corruption."""
