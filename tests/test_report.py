@@ -13,7 +13,7 @@ from aecore import rd, report
 from aecore.__main__ import main
 from aecore.codecs import get_codec
 
-from .test_cli import run
+from .test_cli import cli
 from .test_compare import smooth  # noqa: F401  (a fixture)
 
 
@@ -22,6 +22,14 @@ def shot(photo):
     """A second small picture, so reports hold more than one image."""
     from skimage.data import coffee
     return np.ascontiguousarray(coffee()[40:136, 100:228])
+
+
+@pytest.fixture
+def few_qualities(monkeypatch):
+    """Four classical qualities in the sweeps in place of nineteen: what is compared here (two
+    sweeps, two builds, what a page holds) is the same whatever the list."""
+    for name in ("jpeg", "webp"):
+        monkeypatch.setitem(rd.DEFAULT_QUALITIES, name, [20, 40, 60, 80])
 
 
 def test_targets_parse_and_refuse():
@@ -96,7 +104,7 @@ def test_figure_size_and_labels(user_weights, photo):
         assert np.array_equal(rgb[y: y + h: k, x: x + w: k], pixels[z.slice])
 
 
-def test_html_is_self_contained(user_weights, photo):
+def test_html_is_self_contained(user_weights, photo, few_qualities):
     built = report.build({"p": photo}, "tiny-hyper", report.Target(budget=1500), command="cmd")
     page = report.html_report(built)
     # Every resource the page or its slider loads is inline: no src/href that leaves the file. Script
@@ -112,7 +120,7 @@ def test_html_is_self_contained(user_weights, photo):
     assert "Plotly.newPlot" in page and page.count("<script") >= 2  # Plotly's library inline, then the chart
 
 
-def test_reports_rebuild_byte_for_byte(user_weights, photo, shot, tmp_path):
+def test_reports_rebuild_byte_for_byte(user_weights, photo, shot, tmp_path, few_qualities):
     def make(out):
         built = report.build({"a": photo, "b": shot}, "tiny-hyper", report.Target(budget=1500), ["webp"],
                              command="cmd")
@@ -129,20 +137,19 @@ def _csv(path):
         return list(csv.DictReader(f))
 
 
-def test_cli_report_numbers_equal_cli_rd(user_weights, photo, shot, tmp_path):
+def test_cli_report_numbers_equal_cli_rd(user_weights, photo, shot, tmp_path, capsys, few_qualities):
     folder = tmp_path / "images"
     folder.mkdir()
     Image.fromarray(photo).save(folder / "a.png")
     Image.fromarray(shot).save(folder / "b.png")
-    out = run("report", folder, "--budget", "1.5KB", "--codecs", "tiny-hyper,jpeg", "--out", tmp_path / "rep",
-              env_weights=user_weights)
-    assert out.returncode == 0, out.stderr
-    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    rc, out, err = cli(capsys, "report", folder, "--budget", "1.5KB", "--codecs", "tiny-hyper,jpeg",
+                       "--out", tmp_path / "rep")
+    assert rc == 0, err
+    lines = [json.loads(line) for line in out.splitlines()]
     assert lines[-1]["files"][-1] == "report.html"
     assert lines[0]["codecs"]["tiny-hyper"]["bytes"] <= 1500
-    sweep = run("rd", "--images", folder, "--codecs", "tiny-hyper,jpeg", "--out", tmp_path / "rd.csv",
-                env_weights=user_weights)
-    assert sweep.returncode == 0, sweep.stderr
+    rc, _, err = cli(capsys, "rd", "--images", folder, "--codecs", "tiny-hyper,jpeg", "--out", tmp_path / "rd.csv")
+    assert rc == 0, err
     ours, theirs = _csv(tmp_path / "rep" / "rd.csv"), _csv(tmp_path / "rd.csv")
     assert [{k: r[k] for k in ours[0]} for r in theirs] == ours  # every column but the coding times
     # The matched points are the rd numbers at the qualities the report chose.
