@@ -178,6 +178,60 @@ def _guarded(work, source: str, output: str, options: dict) -> dict:
         return {"status": "failed", "input": source, "output": output, "error": message}
 
 
+# A worker's peak memory coding one image: the interpreter, torch and the model, plus what
+# grows with the image (its arrays and float copies; the transforms run in tiles, so their
+# share is bounded). Measured with benchmarks/batch_memory.py: 1.24 GB for a 12 MP photo
+# (hyperprior, plain and with a target size), of which about 0.3 GB before the first file.
+WORKER_BASE_BYTES = 400 * 2 ** 20
+WORKER_BYTES_PER_PIXEL = 80
+
+
+def available_memory() -> int | None:
+    """Bytes this process may still use: the system's MemAvailable, or less where a cgroup
+    (a container's memory limit) leaves less; None where neither can be read."""
+    limits = []
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                limits.append(int(line.split()[1]) * 1024)
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit != "max":
+            limits.append(int(limit) - int(Path("/sys/fs/cgroup/memory.current").read_text()))
+    except (OSError, ValueError):
+        pass
+    return min(limits) if limits else None
+
+
+def largest_pixels(paths: list[str]) -> int:
+    """The most pixels any of `paths` holds, from its header alone (images by Pillow's lazy
+    open, .aec streams by their header); files that cannot be read count 0 (they fail later)."""
+    from PIL import Image
+    from . import bitstream
+    most = 0
+    for path in paths:
+        try:
+            if Path(path).suffix.lower() == ".aec":
+                header, _ = bitstream.unpack(Path(path).read_bytes())
+                most = max(most, header.height * header.width)
+            else:
+                with Image.open(path) as img:
+                    most = max(most, img.width * img.height)
+        except Exception:  # noqa: BLE001  (any unreadable file: its own worker reports it)
+            continue
+    return most
+
+
+def affordable_workers(workers: int, pixels: int, available: int | None) -> int:
+    """`workers`, fewer where that many coding images of `pixels` at once would not fit in
+    `available` bytes (never fewer than one; no bound where the memory is unknown)."""
+    if available is None:
+        return max(1, workers)
+    return max(1, min(workers, available // (WORKER_BASE_BYTES + WORKER_BYTES_PER_PIXEL * pixels)))
+
+
 def _worker_start(threads: int) -> None:
     import torch
     torch.set_num_threads(threads)
@@ -187,7 +241,8 @@ def run(tasks: list[tuple[str, str]], work, options: dict, workers: int = 2, ski
         progress=None) -> list[dict]:
     """One record per task, in task order: status "done", "skipped" (output there already) or
     "failed" (with `error`). `progress(done, total, record)` after each file. With one
-    worker (or one file) everything runs in this process."""
+    worker (or one file) everything runs in this process; `workers` is lowered where that
+    many would not fit in the memory available (see `affordable_workers`)."""
     records: list[dict | None] = [None] * len(tasks)
     todo = []
     for i, (src, dst) in enumerate(tasks):
@@ -205,6 +260,8 @@ def run(tasks: list[tuple[str, str]], work, options: dict, workers: int = 2, ski
             progress(finished, len(tasks), rec)
 
     workers = max(1, min(workers, len(todo)))
+    if workers > 1:  # as many as the memory holds, each coding the largest file
+        workers = affordable_workers(workers, largest_pixels([tasks[i][0] for i in todo]), available_memory())
     if workers == 1:
         for i in todo:
             record(i, _guarded(work, *tasks[i], options))

@@ -104,3 +104,22 @@ def test_comparison_zip_keeps_going_past_an_image_it_cannot_code(user_weights, p
         original = images[r["image"]]
         assert float(r["psnr"]) == pytest.approx(psnr(original, decoded), abs=1e-9)
     assert int(rows[1]["bytes"]) <= 1500  # the target size side
+
+
+def test_workers_are_as_many_as_the_memory_holds_for_the_largest_file(tmp_path, photo, user_weights):
+    """Each worker may hold the largest file's coding at once: the pool shrinks to what fits,
+    never below one worker, and stays as asked where the memory is unknown."""
+    per_12mp = batch.WORKER_BASE_BYTES + batch.WORKER_BYTES_PER_PIXEL * 12_000_000
+    assert batch.affordable_workers(2, 12_000_000, 2 * per_12mp) == 2
+    assert batch.affordable_workers(2, 12_000_000, 2 * per_12mp - 1) == 1
+    assert batch.affordable_workers(2, 12_000_000, 10) == 1
+    assert batch.affordable_workers(2, 400_000, per_12mp) == 2  # small photos: both workers fit
+    assert batch.affordable_workers(3, 12_000_000, None) == 3
+    # The largest file is found from headers alone: images and .aec streams; a broken file counts 0.
+    Image.fromarray(photo).save(tmp_path / "a.png")
+    Image.fromarray(np.zeros((300, 200, 3), np.uint8)).save(tmp_path / "b.jpg")
+    (tmp_path / "c.aec").write_bytes(get_codec("tiny-seed").encode(np.zeros((40, 500, 3), np.uint8), 2.0))
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    files = [str(tmp_path / n) for n in ("a.png", "b.jpg", "c.aec", "bad.png", "missing.png")]
+    assert batch.largest_pixels(files) == max(photo.shape[0] * photo.shape[1], 300 * 200, 40 * 500)
+    assert batch.largest_pixels(files[2:]) == 40 * 500
