@@ -51,3 +51,32 @@ def photo() -> np.ndarray:
 def file_sha256(path) -> str:
     """The SHA-256 a weights card must give for its file, computed here independently of aecore."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's Chromium for the browser tests; they are skipped where it is not installed."""
+    import shutil
+    from .test_browser import ARTIFACTS
+    path = shutil.which("chromium")
+    if path is None:
+        pytest.skip("Chromium is not installed (apt-get install -y chromium); the browser test needs it")
+    ARTIFACTS.mkdir(exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def browser_app(chromium, tmp_path_factory):
+    """One `streamlit run` for every browser test (a start costs more than most of them): the tiny
+    weights as user weights, its own jobs folder and one job at a time; yields (url, jobs folder)."""
+    from .test_browser import streamlit_server, tiny_weights_folder
+    folder = tiny_weights_folder(tmp_path_factory.mktemp("browser_weights"))
+    jobs = tmp_path_factory.mktemp("browser_jobs")
+    with streamlit_server(folder, AECORE_JOBS_DIR=str(jobs), AECORE_MAX_JOBS="1") as (url, _):
+        yield url, jobs
+
+
+@pytest.fixture
+def server(browser_app) -> str:
+    """The browser tests' app server's URL."""
+    return browser_app[0]

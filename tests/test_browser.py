@@ -1,6 +1,6 @@
 """End to end in a real browser: `streamlit run` on 127.0.0.1, driven by Debian's Chromium.
 
-One server for the module. Compare: uploads a PNG through the page's file input, waits for
+One server for the session's browser tests (tests/conftest.py). Compare: uploads a PNG through the page's file input, waits for
 the comparison, drags the slider's divider inside its iframe and saves
 tests/artifacts/compare.png; then WebP on the left and JPEG XL on the right at the same size,
 flipped by key, SSIMULACRA 2 for both; the phone layout at 390x844
@@ -13,7 +13,6 @@ import contextlib
 import os
 import re
 from pathlib import Path
-import shutil
 import socket
 import subprocess
 import sys
@@ -58,15 +57,6 @@ def wait_healthy(url: str, server: subprocess.Popen, timeout: float = 90) -> Non
     raise TimeoutError(f"{url} did not answer /_stcore/health within {timeout:.0f} s")
 
 
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    path = shutil.which("chromium")
-    if path is None:
-        pytest.skip("Chromium is not installed (apt-get install -y chromium); the browser test needs it")
-    ARTIFACTS.mkdir(exist_ok=True)
-    return path
-
-
 @contextlib.contextmanager
 def streamlit_server(folder: Path, **env_extra: str):
     """`streamlit run` on a free local port with FOLDER as user weights; yields (url, process)."""
@@ -99,13 +89,6 @@ def tiny_weights_folder(folder: Path) -> Path:
     for name in TINY:
         weights.save(make_tiny(name), name, folder, {"label": name})
     return folder
-
-
-@pytest.fixture(scope="module")
-def server(chromium, tmp_path_factory):
-    """`streamlit run` with the tiny weights, shared by this module's tests; yields its URL."""
-    with streamlit_server(tiny_weights_folder(tmp_path_factory.mktemp("browser_weights"))) as (url, _):
-        yield url
 
 
 @pytest.fixture

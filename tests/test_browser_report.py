@@ -10,10 +10,10 @@ import numpy as np
 
 from aecore import report
 
-from .test_browser import ARTIFACTS, Browser, chromium, server  # noqa: F401  (fixtures)
+from .test_browser import ARTIFACTS, Browser
 
 
-def test_the_report_opens_offline_with_a_working_slider_and_chart(chromium, user_weights, photo, tmp_path):  # noqa: F811
+def test_the_report_opens_offline_with_a_working_slider_and_chart(chromium, user_weights, photo, tmp_path):
     from playwright.sync_api import expect, sync_playwright
     from skimage.data import coffee
 
@@ -61,7 +61,7 @@ def test_the_report_opens_offline_with_a_working_slider_and_chart(chromium, user
             b.browser.close()
 
 
-def test_gallery_steps_with_the_arrow_keys_in_a_clean_layout(chromium, server):  # noqa: F811
+def test_gallery_steps_with_the_arrow_keys_in_a_clean_layout(chromium, server):
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as p:
