@@ -37,7 +37,10 @@ def test_plan_keeps_the_tree_below_each_folder(tmp_path, photo):
     assert rel == ["a/b/three.aec", "a/broken.aec", "a/two.aec", "one.aec", "loose.aec"]
 
 
-def test_a_folder_to_a_target_size_with_one_corrupt_file(tmp_path, photo, user_weights):
+def test_a_folder_to_a_target_size_with_one_corrupt_file(tmp_path, photo, user_weights, capsys):
+    """The first batch in a real process (its exit code, its two worker processes); the rerun and
+    the decompression, one file at a time, in this one."""
+    from .test_cli import cli
     _photo_tree(tmp_path / "in", photo)
     out = tmp_path / "out"
     proc = _run("compress", tmp_path / "in", "--out-dir", out, "--codec", "tiny-hyper", "--target-size", "3KB",
@@ -59,19 +62,20 @@ def test_a_folder_to_a_target_size_with_one_corrupt_file(tmp_path, photo, user_w
     assert np.isclose(result["summary"]["mean_bpp"], np.mean([r["bpp"] for r in done]))
 
     # Rerun: what is done is skipped, the broken file fails again; decompress the tree back.
-    again = _run("compress", tmp_path / "in", "--out-dir", out, "--codec", "tiny-hyper", "--target-size", "3KB",
-                 "--skip-existing")
-    assert again.returncode == 2 and "3 skipped, 1 failed" in again.stdout
-    back = _run("decompress", out, "--out-dir", tmp_path / "png", "--workers", "1")
-    assert back.returncode == 0, back.stderr
+    rc, again, _ = cli(capsys, "compress", tmp_path / "in", "--out-dir", out, "--codec", "tiny-hyper",
+                       "--target-size", "3KB", "--skip-existing")
+    assert rc == 2 and "3 skipped, 1 failed" in again
+    rc, back, err = cli(capsys, "decompress", out, "--out-dir", tmp_path / "png", "--workers", "1")
+    assert rc == 0, err
     decoded = np.asarray(Image.open(tmp_path / "png" / "a" / "b" / "three.png"))
     assert np.array_equal(decoded, codec.decode((out / "a" / "b" / "three.aec").read_bytes()))
-    assert "3 of 3 files done" in back.stdout
+    assert "3 of 3 files done" in back
 
 
-def test_several_inputs_need_an_out_dir(tmp_path, photo):
-    proc = _run("compress", "a.png", "b.png", "c.png")
-    assert proc.returncode == 2 and "--out-dir" in proc.stderr
+def test_several_inputs_need_an_out_dir(tmp_path, photo, capsys):
+    from .test_cli import cli
+    rc, _, err = cli(capsys, "compress", "a.png", "b.png", "c.png", "--codec", "jpeg")
+    assert rc == 2 and "--out-dir" in err and err.count("\n") == 1
 
 
 def test_comparison_zip_keeps_going_past_an_image_it_cannot_code(user_weights, photo):
