@@ -22,6 +22,13 @@ ROOT = Path(__file__).resolve().parent.parent
 FEW = {"balanced": refine.Schedule(4), "best": refine.Schedule(6)}
 
 
+@pytest.fixture
+def few_presets(monkeypatch):
+    """The hyperprior's efforts at FEW's iterations where a test reaches them through the command
+    line or a sweep (which take the presets, not an override)."""
+    monkeypatch.setitem(refine.PRESETS, "hyperprior", FEW)
+
+
 def test_an_effort_copy_refines_leaves_the_cached_codec_alone_and_is_timed_once(user_weights, photo):
     cached = get_codec("tiny-hyper")
     seen = []
@@ -94,7 +101,7 @@ def test_a_size_search_at_effort_searches_lower_when_the_refined_file_overshoots
 def test_command_line_effort_writes_a_stream_the_plain_decoder_reads(user_weights, photo, tmp_path, capsys):
     from aecore.__main__ import main
     src = tmp_path / "in.png"
-    Image.fromarray(photo).save(src)
+    Image.fromarray(np.ascontiguousarray(photo[:48, :64])).save(src)  # small: the preset's 50 iterations run twice
     assert main(["compress", str(src), str(tmp_path / "o.jpg"), "--codec", "jpeg", "--effort", "best"]) == 2
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and "learned codecs only" in err and not (tmp_path / "o.jpg").exists()
@@ -142,7 +149,7 @@ def test_ctrl_c_during_refinement_exits_130_and_leaves_no_file(user_weights, tmp
     assert stdout == b"" and sorted(p.name for p in work.iterdir()) == ["big.png"]
 
 
-def test_sweeps_record_each_rows_effort_and_encode_time(user_weights, tmp_path, capsys):
+def test_sweeps_record_each_rows_effort_and_encode_time(user_weights, tmp_path, capsys, few_presets):
     from aecore import rd
     from aecore.__main__ import main
     rng = np.random.default_rng(1)

@@ -69,10 +69,12 @@ def test_learned_points_are_cached_for_their_weights_only(bench, photo, tmp_path
     assert second["bytes"] == first["bytes"]
 
 
-def test_an_effort_is_a_curve_of_its_own_cached_with_its_preset(bench, photo, tmp_path, user_weights):
+def test_an_effort_is_a_curve_of_its_own_cached_with_its_preset(bench, photo, tmp_path, user_weights, monkeypatch):
+    from aecore import refine
+    monkeypatch.setitem(refine.PRESETS, "hyperprior", {"balanced": refine.Schedule(7), "best": refine.Schedule(9)})
     cache = tmp_path / "points.jsonl"
     row, = bench.measure_points({"p": photo}, [("p", "tiny-hyper@balanced", 3)], cache)
     assert (row["codec"], row["effort"]) == ("tiny-hyper@balanced", "balanced")
     assert row["bytes"] == len(get_codec("tiny-hyper").at_effort("balanced").encode(photo, 3))
     identity = json.loads(cache.read_text())["identity"]
-    assert identity.startswith(get_codec("tiny-hyper").hash.hex() + "@balanced:") and "iterations=50" in identity
+    assert identity.startswith(get_codec("tiny-hyper").hash.hex() + "@balanced:") and "iterations=7" in identity
