@@ -116,7 +116,8 @@ class TickingClock:
 
 def test_a_time_budget_ends_the_run_and_drives_the_schedule(folder, tmp_path):
     budget = 1.875  # seconds: 15 steps of the clock's ticks (each step reads it once between t0 and now)
-    cfg = _cfg(folder, tmp_path, minutes=budget / 60, warmup=0, decay_start=0.5, checkpoint_minutes=1e9)
+    cfg = _cfg(folder, tmp_path, minutes=budget / 60, warmup=0, decay_start=0.5, checkpoint_minutes=1e9,
+               val_every=10**6)  # validated once: at the step the budget ends
     cfg.steps = 10**6
     card = train(cfg, clock=TickingClock())
     steps = card["training"]["steps"]
