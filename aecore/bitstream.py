@@ -5,7 +5,7 @@ Layout (all integers little-endian); version 1 has no metadata block, version 2 
     offset  size  field
     0       4     magic b"\\x8bAEC" (a non-ASCII first byte catches text-mode transfers)
     4       1     format version (1)
-    5       1     flags: bit 0 = grayscale source
+    5       1     flags: bit 0 = grayscale source; bit 1 = the synthesis runs in float32 (else bfloat16)
     6       1     n: length of the model name
     7       n     model name (ASCII: letters, digits, '-', '_')
     7+n     8     first 8 bytes of the weights' sha256
@@ -61,12 +61,14 @@ class Header:
     tile: int = 1024
     grayscale: bool = False
     version: int = 1
+    float32_synthesis: bool = False  # flag bit 1: what the decoder computes (seed streams since it was added)
     metadata: Metadata = Metadata()
 
     def to_dict(self) -> dict:
         return {"format": "aec", "version": self.version, "model": self.model,
                 "weights_sha256_prefix": self.weights_hash.hex(), "height": self.height, "width": self.width,
                 "quality": self.quality, "tile": self.tile, "grayscale": self.grayscale,
+                "synthesis": "float32" if self.float32_synthesis else "bfloat16",
                 "metadata": self.metadata.to_dict()}
 
 
@@ -95,7 +97,8 @@ def pack(header: Header, sections: list[bytes]) -> bytes:
         raise ValueError("too many sections")
     block = metadata_block(header.metadata)
     body = b"".join([
-        MAGIC, struct.pack("<BBB", METADATA_VERSION if block else 1, int(header.grayscale), len(name)), name,
+        MAGIC, struct.pack("<BBB", METADATA_VERSION if block else 1,
+                           int(header.grayscale) | int(header.float32_synthesis) << 1, len(name)), name,
         header.weights_hash[:8].ljust(8, b"\0"),
         struct.pack("<IIHHB", header.height, header.width, round(header.quality * 1000), header.tile,
                     len(sections)),
@@ -154,6 +157,7 @@ def unpack(data: bytes, max_pixels: int | None = None) -> tuple[Header, list[byt
     metadata = _read_metadata(_Reader(data[end:-4])) if version >= METADATA_VERSION else Metadata()
     header = Header(model=name.decode("ascii"), weights_hash=weights_hash, height=height, width=width,
                     quality=quality / 1000, tile=tile, grayscale=bool(flags & 1), version=version,
+                    float32_synthesis=bool(flags & 2),
                     metadata=metadata)
     return header, sections
 

@@ -10,7 +10,9 @@ The graphs compute what aecore computes. The image transforms (analysis, synthes
 bfloat16 in aecore (`CompressionModel._fast`), so their graphs take and give float32 but
 round to bfloat16 wherever aecore's bfloat16 copy does (weights, and the output of every
 operation), which brings the decoded pixels within one grey level of aecore's instead of
-two. The hyper transforms run in float32, as in aecore. Gains are not in the graphs: the
+two. A model that decodes in float32 (`decode_dtype`: the seed) gets a plain float32
+"synthesis" and, for its streams made before, "synthesis_bfloat16". The hyper transforms
+run in float32, as in aecore. Gains are not in the graphs: the
 quality is continuous, so the JSON holds the per-level log-gains and the rule that
 interpolates them.
 """
@@ -37,7 +39,8 @@ TABLES_FILE = "entropy.json"
 # The .aec container (aecore.bitstream), for readers without aecore.
 CONTAINER = {
     "byte_order": "little-endian",
-    "fields": [["magic", 4, "8b 41 45 43"], ["version", 1, "u8, 1 or 2 (2: a metadata block follows the payload)"], ["flags", 1, "u8, bit 0: grayscale source"],
+    "fields": [["magic", 4, "8b 41 45 43"], ["version", 1, "u8, 1 or 2 (2: a metadata block follows the payload)"], ["flags", 1, "u8, bit 0: grayscale source; bit 1: float32 synthesis (the graph 'synthesis'), "
+                                    "else bfloat16 (the graph 'synthesis_bfloat16' where the export has one, else 'synthesis')"],
                ["name_length", 1, "u8 n"], ["name", "n", "ASCII model name"],
                ["weights_sha256_prefix", 8, "first 8 bytes of the weights' sha256"],
                ["height", 4, "u32"], ["width", 4, "u32"], ["quality", 2, "u16, quality * 1000"],
@@ -98,10 +101,14 @@ def graphs(model: CompressionModel) -> dict:
     """{graph name: (module, input name, input channels, output names, input factor, output factor)}
     for the architecture; factors are 1/size relative to the padded image."""
     m, n = model.config.latent_channels, model.config.channels
+    bfloat16_synthesis = Bfloat16Rounded(model.fast_copy(model.g_s))
     parts = {
         "analysis": (Bfloat16Rounded(model.fast_copy(model.g_a)), "x", 3, ["y"], 1, LATENT_FACTOR),
-        "synthesis": (Bfloat16Rounded(model.fast_copy(model.g_s)), "y_hat", m, ["x_hat"], LATENT_FACTOR, 1),
+        "synthesis": (bfloat16_synthesis, "y_hat", m, ["x_hat"], LATENT_FACTOR, 1),
     }
+    if model.decode_dtype == torch.float32:  # its streams decode in float32; older ones in bfloat16
+        parts["synthesis"] = (copy.deepcopy(model.g_s).float(), "y_hat", m, ["x_hat"], LATENT_FACTOR, 1)
+        parts["synthesis_bfloat16"] = (bfloat16_synthesis, "y_hat", m, ["x_hat"], LATENT_FACTOR, 1)
     if model.arch == "hyperprior":
         parts["hyper_analysis"] = (model.h_a, "y", m, ["z"], LATENT_FACTOR, model.stride)
         parts["hyper_synthesis"] = (EntropyParameters(model), "z_hat", n, ["mean", "scale"], model.stride,

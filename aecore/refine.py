@@ -133,10 +133,12 @@ class Refined:
     snapshots: dict = field(default_factory=dict)  # iteration -> latents, where asked for
 
 
-def rd_loss(model: CompressionModel, x: torch.Tensor, quality: float, latents: dict, rounding) -> tuple:
-    """(loss tensor, padded reconstruction): bpp + lambda * 255^2 * MSE over the image's own pixels."""
+def rd_loss(model: CompressionModel, x: torch.Tensor, quality: float, latents: dict, rounding,
+            dtype: torch.dtype = torch.bfloat16) -> tuple:
+    """(loss tensor, padded reconstruction): bpp + lambda * 255^2 * MSE over the image's own
+    pixels, the synthesis in `dtype` (the loop's bfloat16, or the decoder's own)."""
     h, w = x.shape[-2:]
-    bits, x_hat = model.relaxed(latents, quality, rounding)
+    bits, x_hat = model.relaxed(latents, quality, rounding, dtype)
     mse = (x_hat[..., :h, :w] - x).square().mean()
     return bits / (h * w) + quality_lambda(model.config.lambdas, quality) * 255 ** 2 * mse, x_hat
 
@@ -189,7 +191,7 @@ def predict(model: CompressionModel, x: torch.Tensor, quality: float, latents: d
     """(estimated loss, padded reconstruction) of hard-rounded latents: the reconstruction is
     computed the way `decompress` computes it, on the coding thread count."""
     with fixed_threads(), torch.inference_mode():
-        loss, x_hat = rd_loss(model, x, quality, latents, torch.round)
+        loss, x_hat = rd_loss(model, x, quality, latents, torch.round, model.decode_dtype)
     return float(loss), x_hat
 
 

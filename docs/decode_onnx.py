@@ -65,7 +65,8 @@ def parse(data: bytes) -> dict:
         sections.append(data[pos:pos + length])
         pos += length
     return {"name": name, "weights_prefix": weights_prefix, "height": height, "width": width,
-            "quality": quality / 1000, "tile": tile, "grayscale": bool(flags & 1), "sections": sections}
+            "quality": quality / 1000, "tile": tile, "grayscale": bool(flags & 1),
+            "float32_synthesis": bool(flags & 2), "sections": sections}
 
 
 def gains(table: list, quality: float) -> np.ndarray:
@@ -216,7 +217,10 @@ def decode(folder: Path, data: bytes) -> np.ndarray:
         symbols = decode_factorized(stream["sections"][y["section"]], y, shape(y), [categorical(p) for p in y["pmf"]])
         y_hat = symbols.astype(np.float32) * gains(doc["gains"]["y"]["log_inverse_gain"], q)
     factor = doc["latent_factor"]
-    x_hat = synthesis(session("synthesis"), y_hat[None].astype(np.float32), stream["tile"] // factor,
+    # float32 streams (flag bit 1) and bfloat16 ones of a model that has both graphs
+    graph = "synthesis_bfloat16" if not stream["float32_synthesis"] and "synthesis_bfloat16" in doc["graphs"] \
+        else "synthesis"
+    x_hat = synthesis(session(graph), y_hat[None].astype(np.float32), stream["tile"] // factor,
                       doc["margin"] // factor, factor)
     x_hat = x_hat[0, :, :stream["height"], :stream["width"]]
     rgb = np.round(np.clip(x_hat, 0, 1) * np.float32(255)).astype(np.uint8).transpose(1, 2, 0)

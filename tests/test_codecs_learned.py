@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 
 from aecore import bitstream, weights
 from aecore.codecs import CodecError, codec_names, get_codec
@@ -98,4 +99,11 @@ def test_streams_written_by_earlier_code_decode_and_encode_identically(monkeypat
         decoded = decode_any(data)
         assert hashlib.sha256(decoded.tobytes()).hexdigest() == want["pixels_sha256"], file
         name = file.rsplit("-q", 1)[0]
-        assert get_codec(name).encode(make.image(), want["quality"]) == data, file
+        encoded = get_codec(name).encode(make.image(), want["quality"])
+        if get_codec(name).model.decode_dtype == torch.float32:
+            # Written before the flag for a float32 synthesis: today's stream sets it (flags
+            # bit 1, then its CRC), all else byte for byte.
+            header, sections = bitstream.unpack(encoded)
+            assert header.float32_synthesis and not bitstream.unpack(data)[0].float32_synthesis
+            encoded = bitstream.pack(bitstream.Header(**{**header.__dict__, "float32_synthesis": False}), sections)
+        assert encoded == data, file

@@ -43,7 +43,7 @@ def test_decompress_matches_encoder_reconstruction(name, size):
     (y,) = [lat for lat in model.analyse(model.pad(x), 5.0).latents if lat.name == "y"]
     y_hat = y.coded() * model.gain.inverse_gain(torch.tensor([5.0]))
     with torch.no_grad():
-        expected = model.synthesis(y_hat)[..., :size[0], :size[1]]
+        expected = model.synthesis(y_hat, dtype=model.decode_dtype)[..., :size[0], :size[1]]
     torch.testing.assert_close(x_hat, expected, atol=1e-5, rtol=0)
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from aecore import bitstream, refine
+from aecore import refine
 from aecore.codecs import get_codec
 
 pytestmark = pytest.mark.shipped  # the trained weights: refinement gains are a property of them
@@ -24,9 +24,7 @@ def test_refined_stream_decodes_bit_exactly_with_the_plain_decoder_and_lowers_th
     x = torch.tensor(img).permute(2, 0, 1)[None].float().div(255)
     r = refine.refine(codec.model, x, 4.0, refine.Schedule(15, decay=0.05), seed=0)
     assert r.loss < r.fast_loss
-    header = bitstream.Header(model=codec.name, weights_hash=codec.hash, height=64, width=64, quality=4.0,
-                              tile=1024, grayscale=False)
-    decoded = codec.decode(bitstream.pack(header, r.sections))
+    decoded = codec.decode(codec.stream(r.sections, 64, 64, 4.0, False))
     predicted = r.x_hat[0].clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).numpy()
     assert np.array_equal(decoded, predicted)
     assert r.sections != codec.model.compress(x, 4.0)

@@ -100,7 +100,8 @@ class LearnedCodec(Codec):
     def stream(self, sections: list[bytes], height: int, width: int, quality: float, grayscale: bool) -> bytes:
         """The .aec file of coded `sections` (as `model.compress` writes them) for this codec."""
         header = bitstream.Header(model=self.name, weights_hash=self.hash, height=height, width=width,
-                                  quality=quality, tile=TILE, grayscale=grayscale)
+                                  quality=quality, tile=TILE, grayscale=grayscale,
+                                  float32_synthesis=self.model.decode_dtype == torch.float32)
         return bitstream.pack(header, sections)
 
     def decode(self, data: bytes) -> np.ndarray:
@@ -116,7 +117,8 @@ class LearnedCodec(Codec):
         if not all(sections):  # every latent has symbols, and one coded symbol is 4 bytes at least
             raise bitstream.BitstreamError("stream has an empty payload section (corrupt stream)")
         try:
-            x_hat = self.model.decompress(sections, header.height, header.width, header.quality, header.tile)
+            x_hat = self.model.decompress(sections, header.height, header.width, header.quality, header.tile,
+                                          torch.float32 if header.float32_synthesis else torch.bfloat16)
         except (ValueError, KeyError) as e:
             raise bitstream.BitstreamError(f"corrupt payload ({e})") from None
         rgb = x_hat[0].clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).numpy()

@@ -192,6 +192,10 @@ class CompressionModel(nn.Module):
 
     stride = 16
     margin = MARGIN  # context around each tile (a multiple of 16 px), over the receptive-field radius
+    # The precision of the decoder's synthesis for the streams this model writes (the header
+    # says which a stream wants). bfloat16 is 2.5x faster; a model whose layers carry its
+    # rounding too far for another runtime to reproduce the pixels (the seed) decodes in float32.
+    decode_dtype = torch.bfloat16
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -252,22 +256,24 @@ class CompressionModel(nn.Module):
         need = max(before, after - (LATENT_FACTOR - 1))
         return -(-need // LATENT_FACTOR) * LATENT_FACTOR
 
-    def synthesis(self, y_hat: torch.Tensor, tile: int | None = None) -> torch.Tensor:
-        """g_s over a latent, in tiles of `tile` output pixels (default TILE; float32 out)."""
-        return tiled(self._fast(self.g_s), y_hat, LATENT_FACTOR, (tile or TILE) // LATENT_FACTOR,
+    def synthesis(self, y_hat: torch.Tensor, tile: int | None = None,
+                  dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
+        """g_s over a latent, in tiles of `tile` output pixels (default TILE; float32 out), its
+        arithmetic in `dtype` (see `decode_dtype`)."""
+        return tiled(self._fast(self.g_s, dtype=dtype), y_hat, LATENT_FACTOR, (tile or TILE) // LATENT_FACTOR,
                      self.margin // LATENT_FACTOR)
 
-    def _fast(self, module: nn.Module, stages: list | None = None):
+    def _fast(self, module: nn.Module, stages: list | None = None, dtype: torch.dtype = torch.bfloat16):
         """The transform in bfloat16 on channels_last tensors: about 2.5x faster than float32
         on CPUs with AVX-512 bf16/AMX. It runs a bfloat16 copy of the module (made once per
         weights version), which gives autocast's results without casting every weight on
         every call. Only the transforms run this way; the path that makes entropy parameters
         stays float32, so streams still decode exactly, and the decoded pixels differ from a
         float32 synthesis by noise far below the coding error (over 50 dB PSNR between the two)."""
-        fast = self.fast_copy(module)
+        fast = self.fast_copy(module, dtype)
 
         def run(x: torch.Tensor) -> torch.Tensor:
-            x = x.to(dtype=torch.bfloat16, memory_format=torch.channels_last)
+            x = x.to(dtype=dtype, memory_format=torch.channels_last)
             if stages is None:
                 return fast(x).float().contiguous()
             for layer in fast:  # what nn.Sequential does, keeping the pooling layers' outputs
@@ -282,14 +288,15 @@ class CompressionModel(nn.Module):
         entropy tables; each is cached per weights version), so that the first encode or decode
         times only its own work: the first call after loading was about twice the next ones."""
         self.fast_copy(self.g_a)
-        self.fast_copy(self.g_s)
+        self.fast_copy(self.g_s, self.decode_dtype)
         self.entropy_tables()
 
     def entropy_tables(self) -> None:
         """Subclasses build (and cache) their coding tables here."""
 
-    def fast_copy(self, module: nn.Module) -> nn.Module:
-        """The bfloat16, channels_last copy of `module` that coding runs (kept per weights version).
+    def fast_copy(self, module: nn.Module, dtype: torch.dtype = torch.bfloat16) -> nn.Module:
+        """The bfloat16 (or `dtype`), channels_last copy of `module` that coding runs (kept per
+        weights version).
 
         Transposed convolutions to a few channels (the last decoder layer) become the same
         function as a convolution plus pixel shuffle, which runs about twice as fast.
@@ -300,11 +307,11 @@ class CompressionModel(nn.Module):
                 for name, child in parent.named_children():
                     if isinstance(child, nn.ConvTranspose2d) and child.out_channels <= FEW_CHANNELS:
                         setattr(parent, name, SubpixelConv(child))
-            return fast.to(dtype=torch.bfloat16, memory_format=torch.channels_last).requires_grad_(False)
-        key = weights_version(module)
-        if self._copies.get(id(module), (None,))[0] != key:  # rebuilt whenever the weights change
-            self._copies[id(module)] = (key, build())
-        return self._copies[id(module)][1]
+            return fast.to(dtype=dtype, memory_format=torch.channels_last).requires_grad_(False)
+        key, name = weights_version(module), (id(module), dtype)
+        if self._copies.get(name, (None,))[0] != key:  # rebuilt whenever the weights change
+            self._copies[name] = (key, build())
+        return self._copies[name][1]
 
     def latent_shape(self, height: int, width: int, factor: int) -> tuple[int, int]:
         """(h, w) of the latent at 1/factor of a height x width image padded to the stride."""

@@ -86,7 +86,8 @@ class Hyperprior(CompressionModel):
                          Latent("y", LATENT_FACTOR, y, torch.round(y - mean), self.y_conditional,
                                 {"mean": mean, "scale": scale})])
 
-    def relaxed(self, latents: dict, quality: float, rounding) -> tuple[torch.Tensor, torch.Tensor]:
+    def relaxed(self, latents: dict, quality: float, rounding,
+                dtype: torch.dtype = torch.bfloat16) -> tuple[torch.Tensor, torch.Tensor]:
         """Bits and padded reconstruction of unrounded latents {"y", "z"} under `rounding`
         (soft while refining at encode time, torch.round for what the decoder will see):
         z is rounded, then y - mean around the means that z predicts, as in `analyse`."""
@@ -96,11 +97,11 @@ class Hyperprior(CompressionModel):
         y = rounding(latents["y"] - mean) + mean
         bits = -(torch.log2(self.z_density.likelihood(z)).sum()
                  + torch.log2(self.y_conditional.likelihood(y, mean, scale)).sum())
-        return bits, self.synthesis(y * self.gain.inverse_gain(q))
+        return bits, self.synthesis(y * self.gain.inverse_gain(q), dtype=dtype)
 
     @deterministic
     def decompress(self, sections: list[bytes], height: int, width: int, quality: float,
-                   tile: int | None = None) -> torch.Tensor:
+                   tile: int | None = None, dtype: torch.dtype | None = None) -> torch.Tensor:
         if len(sections) != 2:
             raise ValueError(f"hyperprior stream needs 2 sections, got {len(sections)}")
         q = self.quality_tensor(quality, 1)
@@ -109,4 +110,4 @@ class Hyperprior(CompressionModel):
         mean, scale = self.entropy_parameters(z_hat)
         y_shape = (self.config.latent_channels, *self.latent_shape(height, width, LATENT_FACTOR))
         y_hat = self.y_conditional.decompress(sections[1], y_shape, mean, scale) * self.gain.inverse_gain(q)
-        return self.synthesis(y_hat, tile)[..., :height, :width]
+        return self.synthesis(y_hat, tile, dtype or self.decode_dtype)[..., :height, :width]

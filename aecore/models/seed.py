@@ -47,6 +47,11 @@ def _up(cin: int, cout: int, depth: int) -> list[nn.Module]:
 class SeedAutoencoder(CompressionModel):
     stride = LATENT_FACTOR  # y's grid: four 2x2 max-poolings
     coded_latents = ("y",)
+    # Its plain ReLU stack carries bfloat16 rounding far: against a float32 synthesis up to 11
+    # grey levels, and one runtime's bfloat16 rounding against another's up to 4 (their float32
+    # sums differ in the last bit, which moves a value across a rounding step now and then),
+    # where float32 on both sides agrees within one. So its streams decode in float32.
+    decode_dtype = torch.float32
 
     def __init__(self, config: ModelConfig):
         super().__init__(config)
@@ -120,19 +125,20 @@ class SeedAutoencoder(CompressionModel):
         symbols = torch.round(y).clamp(-self.y_density.radius, self.y_density.radius)
         return Analysis([Latent("y", LATENT_FACTOR, y, symbols, self.y_density)], maps or [])
 
-    def relaxed(self, latents: dict, quality: float, rounding) -> tuple[torch.Tensor, torch.Tensor]:
+    def relaxed(self, latents: dict, quality: float, rounding,
+                dtype: torch.dtype = torch.bfloat16) -> tuple[torch.Tensor, torch.Tensor]:
         """Bits and padded reconstruction of an unrounded y under `rounding` (see the hyperprior's)."""
         q = self.quality_tensor(quality, 1)
         y = rounding(latents["y"])
         bits = -torch.log2(self.y_density.likelihood(y)).sum()
-        return bits, self.synthesis(y * self.gain.inverse_gain(q))
+        return bits, self.synthesis(y * self.gain.inverse_gain(q), dtype=dtype)
 
     @deterministic
     def decompress(self, sections: list[bytes], height: int, width: int, quality: float,
-                   tile: int | None = None) -> torch.Tensor:
+                   tile: int | None = None, dtype: torch.dtype | None = None) -> torch.Tensor:
         if len(sections) != 1:
             raise ValueError(f"seed stream needs 1 section, got {len(sections)}")
         q = self.quality_tensor(quality, 1)
         y_shape = (self.config.latent_channels, *self.latent_shape(height, width, LATENT_FACTOR))
         y_hat = self.y_density.decompress(sections[0], y_shape) * self.gain.inverse_gain(q)
-        return self.synthesis(y_hat, tile)[..., :height, :width]
+        return self.synthesis(y_hat, tile, dtype or self.decode_dtype)[..., :height, :width]
