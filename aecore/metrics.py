@@ -6,8 +6,10 @@ peak value of 255. `evaluate` gathers them for one decoded image.
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 import io
 import math
+import os
 
 import cv2
 import numpy as np
@@ -27,6 +29,9 @@ _C1, _C2 = (K1 * PEAK) ** 2, (K2 * PEAK) ** 2
 # Rows per strip: the metrics run over strips of the image so that a 12 MP photo needs a few
 # tens of MB of float64 temporaries instead of gigabytes; the values are those of one pass.
 STRIP_ROWS = 256
+# SSIM's strips run on this many threads (numpy and OpenCV release the GIL for whole arrays):
+# each strip's sums are added in strip order, so the value does not depend on the count.
+METRIC_THREADS = min(4, os.cpu_count() or 1)
 
 
 def _strips(height: int, rows: int = STRIP_ROWS):
@@ -242,13 +247,19 @@ def _ssim_cs(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     image's maps on its rows."""
     c, h, w = x.shape
     r = WINDOW // 2
-    s_sum, cs_sum = np.zeros(c), np.zeros(c)
-    for top, bottom in _strips(h - 2 * r):
-        rows = slice(top, bottom + 2 * r)
+
+    def sums(rows: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        rows = slice(rows[0], rows[1] + 2 * r)
         s, cs = _ssim_cs_maps(np.ascontiguousarray(x[:, rows], dtype=np.float64),
                               np.ascontiguousarray(y[:, rows], dtype=np.float64))
-        s_sum += s[:, r:-r, r:-r].sum(axis=(1, 2))
-        cs_sum += cs[:, r:-r, r:-r].sum(axis=(1, 2))
+        return s[:, r:-r, r:-r].sum(axis=(1, 2)), cs[:, r:-r, r:-r].sum(axis=(1, 2))
+
+    s_sum, cs_sum = np.zeros(c), np.zeros(c)
+    strips = list(_strips(h - 2 * r))
+    with ThreadPoolExecutor(min(METRIC_THREADS, len(strips))) as pool:  # at most that many strips in memory
+        for s, cs in pool.map(sums, strips):
+            s_sum += s
+            cs_sum += cs
     n = (h - 2 * r) * (w - 2 * r)
     return s_sum / n, cs_sum / n
 

@@ -210,8 +210,10 @@ def test_mismatched_inputs_raise(metric):
 
 def test_strips_give_the_values_of_one_pass(monkeypatch):
     """The metrics run strip by strip (bounded memory on large photos): with strips of a few rows,
-    odd sides and gray or colour, the numbers are those of a single strip over the whole image."""
+    odd sides and gray or colour, the numbers are those of a single strip over the whole image,
+    whatever the number of threads the strips run on."""
     for image in (ASTRONAUT[:301, :257], ASTRONAUT[:183, :400].mean(axis=2).astype(np.uint8)):
+        monkeypatch.setattr(metrics, "METRIC_THREADS", 1)
         worse = noisy(image, 12)
         values = {}
         for rows in (10**9, 16, 7):
@@ -220,3 +222,5 @@ def test_strips_give_the_values_of_one_pass(monkeypatch):
                             metrics.blockiness(worse)]
         assert values[16] == pytest.approx(values[10**9], rel=1e-12)
         assert values[7] == pytest.approx(values[10**9], rel=1e-12)
+        monkeypatch.setattr(metrics, "METRIC_THREADS", 3)  # strips computed side by side: the same sums
+        assert [metrics.ssim(image, worse), metrics.ms_ssim(image, worse)] == values[7][1:3]

@@ -84,7 +84,9 @@ class LearnedCodec(Codec):
         image = check_image(image)
         self._check_coded_size(image.shape[0], image.shape[1])
         q = bitstream.quantize_quality(self.check_quality(quality))
-        x = torch.tensor(io.to_rgb(image)).permute(2, 0, 1)[None].float().div(255)
+        rgb = io.to_rgb(image)  # not copied first: float() makes the one copy the model reads
+        rgb = torch.from_numpy(rgb) if rgb.flags.writeable else torch.tensor(rgb)
+        x = rgb.permute(2, 0, 1)[None].float().div_(255)
         plan = refine.schedule(self.model, self.effort if effort is None else effort, self.presets)
         sections = self.model.compress(x, q) if plan is None else \
             refine.refine(self.model, x, q, plan, progress=progress or self.progress,
@@ -121,10 +123,13 @@ class LearnedCodec(Codec):
                                           torch.float32 if header.float32_synthesis else torch.bfloat16)
         except (ValueError, KeyError) as e:
             raise bitstream.BitstreamError(f"corrupt payload ({e})") from None
-        rgb = x_hat[0].clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+        # In place, straight into an (H, W, 3) array: at 12 MP each whole-image float copy is 145 MB.
+        with torch.inference_mode():  # x_hat was made in inference mode, which in-place updates need
+            rgb = torch.empty((header.height, header.width, 3), dtype=torch.uint8)
+            rgb.copy_(x_hat[0].clamp_(0, 1).mul_(255).round_().permute(1, 2, 0))
         if header.grayscale:
-            return np.round(rgb.mean(axis=2)).astype(np.uint8)
-        return np.ascontiguousarray(rgb)
+            return np.round(rgb.numpy().mean(axis=2)).astype(np.uint8)
+        return rgb.numpy()
 
     def _check_coded_size(self, height: int, width: int) -> None:
         """Refuses shapes whose padded area is far above the pixel limit (see PADDED_AREA_FACTOR)."""
