@@ -166,7 +166,8 @@ def pick_image(prefix: str = "", upload_help: str = "PNG, JPEG, WebP, TIFF, BMP 
     other pages then show, with a button that clears it. The cache key is the SHA-256 of the
     uploaded file (or the sample's name), so nothing hashes the decoded pixels on every rerun.
     `multiple`: the uploader takes several files and a picker (key PREFIX + "upload_pick")
-    chooses the one returned; `uploaded_files(prefix)` gives them all.
+    chooses the one returned (the first of a set uploaded together, the newest of files added
+    later); `uploaded_files(prefix)` gives them all.
     """
     upload_key = _upload_key(prefix)
     upload = st.file_uploader("Your images" if multiple else "Your image", type=UPLOAD_TYPES, key=upload_key,
@@ -175,8 +176,15 @@ def pick_image(prefix: str = "", upload_help: str = "PNG, JPEG, WebP, TIFF, BMP 
     if multiple:
         files = list(upload or [])
         labels = unique_names([f.name for f in files])
+        seen_key, pick_key = prefix + "upload_seen", prefix + "upload_pick"
+        added = [label for label in labels if label not in st.session_state.get(seen_key, labels)]
+        if added:  # the first of the files just added is the one shown
+            st.session_state[pick_key] = added[0]
+        elif labels and st.session_state.get(pick_key) not in labels:
+            st.session_state[pick_key] = labels[0]
+        st.session_state[seen_key] = labels
         if len(files) > 1:
-            shown = st.selectbox("Show", labels, key=prefix + "upload_pick",
+            shown = st.selectbox("Show", labels, key=pick_key,
                                  help="The uploaded image shown below; the zip download holds them all.")
             files = [files[labels.index(shown)]]
         upload = files[0] if files else None

@@ -212,6 +212,12 @@ def test_several_uploads_a_picker_and_a_zip_of_them_all(app):
     assert not at.exception
     assert (at.session_state["operating_point"]["image"], at.session_state["operating_point"]["size"]) == \
         ("second.png", "56x40")
+    third = rng.integers(0, 256, size=(32, 40, 3), dtype=np.uint8)  # a file added later is the one shown
+    at.file_uploader(key="upload").set_value([("first.png", png_bytes(first), "image/png"),
+                                              ("second.png", png_bytes(second), "image/png"),
+                                              ("third.png", png_bytes(third), "image/png")]).run()
+    assert not at.exception and at.selectbox(key="upload_pick").value == "third.png"
+    assert at.session_state["operating_point"]["size"] == "40x32"
 
     # The zip's builder, with the sides the page has: the left tiny-hyper at its quality, JPEG matched.
     left = cmp.Side("tiny-hyper", cmp.QUALITY, float(at.session_state["quality"]))
