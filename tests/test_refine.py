@@ -30,6 +30,23 @@ def test_refined_stream_decodes_bit_exactly_with_the_plain_decoder_and_lowers_th
     assert r.sections != codec.model.compress(x, 4.0)
 
 
+def test_refinement_runs_the_copies_a_decode_made_in_inference_mode():
+    model = get_codec("seed").model
+    kept = dict(model._copies)
+    model._copies.clear()  # the copies are built here, the first time, as a decode would
+    try:
+        with torch.inference_mode():
+            for dtype in (torch.bfloat16, torch.float32):
+                model.fast_copy(model.g_s, dtype)
+            model.prepare_coding()
+        x = torch.tensor(_image(size=32)).permute(2, 0, 1)[None].float().div(255)
+        r = refine.refine(model, x, 4.0, refine.Schedule(2, decay=0.05), seed=0)
+        assert r.sections
+    finally:
+        model._copies.clear()
+        model._copies.update(kept)
+
+
 def test_cancel_raises_before_coding():
     codec = get_codec("hyperprior")
     x = torch.tensor(_image()).permute(2, 0, 1)[None].float().div(255)

@@ -310,7 +310,8 @@ class CompressionModel(nn.Module):
             return fast.to(dtype=dtype, memory_format=torch.channels_last).requires_grad_(False)
         key, name = weights_version(module), (id(module), dtype)
         if self._copies.get(name, (None,))[0] != key:  # rebuilt whenever the weights change
-            self._copies[name] = (key, build())
+            with torch.inference_mode(False):  # made by a decode or not, refinement's autograd runs it too
+                self._copies[name] = (key, build())
         return self._copies[name][1]
 
     def latent_shape(self, height: int, width: int, factor: int) -> tuple[int, int]:
