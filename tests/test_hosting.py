@@ -105,6 +105,7 @@ def test_image_runs_as_its_user_passes_its_healthcheck_and_writes_only_data(imag
     subprocess.run([SYSTEM_PYTHON, "-m", "venv", str(venv)], check=True)
     install = spec["install"].replace("--index-url https://download.pytorch.org/whl/cpu", "")
     install = install.replace("pip install", "pip install --no-compile")
+    install = install.replace("/tmp/", f"{image_root}/")  # the image's own /tmp, not the host's shared one
     done = subprocess.run(["bash", "-euo", "pipefail", "-c", install], cwd=app, capture_output=True, text=True,
                           env={**os.environ, "PATH": f"{venv / 'bin'}:{os.environ['PATH']}"}, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]

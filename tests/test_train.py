@@ -3,6 +3,7 @@ import json
 import os
 from pathlib import Path
 import shutil
+import socket
 import subprocess
 import sys
 
@@ -84,7 +85,10 @@ def test_a_new_lambda_ladder_reaches_the_card(folder, tmp_path):
                     reason="torchrun is not installed next to this Python")
 def test_torchrun_two_processes_gloo(folder, tmp_path):
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
-    cmd = [torchrun, "--nproc_per_node", "2", "--master_port", "29517", "-m", "aecore", "train",
+    with socket.socket() as probe:  # a free port: another run of the suite may be using any fixed one
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    cmd = [torchrun, "--nproc_per_node", "2", "--master_port", str(port), "-m", "aecore", "train",
            "--data", str(folder), "--model", "seed", "--out", "ddp", "--steps", "3", "--batch-size", "2",
            "--crop", "64", "--channels", "8", "--latent-channels", "12", "--threads", "1",
            "--run-dir", str(tmp_path / "run"), "--weights-dir", str(tmp_path / "w")]
