@@ -30,6 +30,9 @@ RUN useradd --create-home --uid 10001 aecore \
  && mkdir -p /data/weights /data/jobs \
  && chown -R aecore:aecore /data
 COPY . .
+# Compiled once here: the app runs as a user who cannot write beside the code (and
+# PYTHONDONTWRITEBYTECODE is set), so without this every process would recompile aecore.
+RUN python -m compileall -q aecore pages streamlit_app.py
 ENV AECORE_USER_WEIGHTS=/data/weights \
     AECORE_JOBS_DIR=/data/jobs
 VOLUME ["/data"]

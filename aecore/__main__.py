@@ -498,10 +498,11 @@ def main(argv=None) -> int:
         _add_dataclass_args(p, TrainConfig)
     p.set_defaults(func=cmd_train)
 
-    from .jobs import JobConfig
     p = sub.add_parser("finetune", help="fine-tune weights on a folder of images, then compare on held-out ones")
     p.add_argument("--images", required=True, help="folder of images (some are held out for the comparison)")
-    _add_dataclass_args(p, JobConfig)
+    if argv[:1] == ["finetune"]:  # its options come from JobConfig, whose package other commands never need
+        from .jobs import JobConfig
+        _add_dataclass_args(p, JobConfig)
     p.set_defaults(func=cmd_finetune)
 
     p = sub.add_parser("export", help="export a training run's latest checkpoint as named weights")

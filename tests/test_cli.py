@@ -216,13 +216,13 @@ import json, sys
 from aecore.__main__ import main
 for argv in json.loads(sys.argv[1]):
     rc = main(argv)
-    print("RC", rc, "LOADED", ",".join(m for m in ("torch", "scipy") if m in sys.modules) or "-", file=sys.stderr)
+    print("RC", rc, "LOADED", ",".join(m for m in ("torch", "scipy", "aecore.jobs") if m in sys.modules) or "-", file=sys.stderr)
 """
 
 
 def _modules_after(*commands, env_weights=None) -> list[tuple[int, str]]:
     """Runs main() for each command in turn in one fresh interpreter; returns each one's exit code
-    and which of torch and scipy the interpreter had imported by its end (so a command that
+    and which of torch, scipy and aecore.jobs the interpreter had imported by its end (so a command that
     follows torch-free ones and shows none imported none itself)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     if env_weights:
@@ -238,7 +238,8 @@ def _modules_after(*commands, env_weights=None) -> list[tuple[int, str]]:
 def test_classical_codecs_info_and_fast_metrics_never_import_torch_or_scipy(photo, tmp_path, user_weights,
                                                                             capsys):
     """SSIMULACRA 2 costs more than the rest of the command (scipy's import and its maths): only
-    --metrics full imports scipy, and only the learned codecs import torch."""
+    --metrics full imports scipy, and only the learned codecs import torch. No command but the
+    fine-tuning ones imports the jobs package (its import is a tenth of a JPEG command's time)."""
     src = tmp_path / "in.png"
     Image.fromarray(photo).save(src)
     assert cli(capsys, "compress", src, tmp_path / "s.aec", "--codec", "tiny-hyper")[0] == 0
