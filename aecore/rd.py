@@ -11,6 +11,7 @@ Hermite (PCHIP) interpolation in place of his cubic polynomial fit, as the FAU-L
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor, as_completed
 import csv
 from pathlib import Path
 
@@ -80,6 +81,27 @@ def sweep(images: dict[str, np.ndarray], codecs: dict[str, list[float]], progres
                 if progress:
                     progress(done, total, f"{codec.name} q={quality:g} {image_name}")
     return rows
+
+
+# Points measured at once by `in_parallel`: most classical encoders (OpenJPEG, x265, libjxl's
+# default effort, libwebp) code on one thread, so two points fill both cores of a small machine.
+POINT_WORKERS = 2
+
+
+def in_parallel(calls: list, workers: int = POINT_WORKERS, initializer=None):
+    """Runs the zero-argument `calls` on `workers` threads, started in list order; yields
+    (index, result) as each finishes, so a caller can draw what is done while the rest runs.
+    An exception is raised where its call's result is yielded; the calls not yet started are
+    then dropped. Timings measured inside concurrent calls include their contention, so the
+    benchmarks sweep one point at a time (`sweep`)."""
+    with ThreadPoolExecutor(max(1, workers), initializer=initializer) as pool:
+        futures = {pool.submit(call): i for i, call in enumerate(calls)}
+        try:
+            for future in as_completed(futures):
+                yield futures[future], future.result()
+        finally:
+            for future in futures:
+                future.cancel()
 
 
 def point(codec, image_name: str, image: np.ndarray, quality: float, perceptual: bool = True) -> dict:

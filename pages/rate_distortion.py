@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import io
 import math
+import threading
 
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
+from streamlit.runtime.scriptrunner import add_script_run_ctx, get_script_run_ctx
 
 from aecore import anchors, rd, rd_chart, weights
 from aecore.rd_chart import published_kin
@@ -65,24 +67,33 @@ def qualities(codec: str) -> list[float]:
 
 def sweep(images: dict[str, tuple[str, object]], codecs: list[str], metric: str = "ms_ssim_db",
           live=None) -> list[dict]:
-    """Rows of `rd.sweep` for {name: (cache key, pixels)}, measured point by point with a progress bar.
+    """Rows of `rd.sweep` for {name: (cache key, pixels)}, measured with a progress bar,
+    `rd.POINT_WORKERS` points at a time (`rd.in_parallel`; each one cached by `measure`).
 
-    Classical codecs are measured first (milliseconds a point, so the first curves show within
+    Classical codecs are started first (milliseconds a point, so the first curves show within
     a second or two), then the learned ones; `live(rows)` is called with the rows so far each
     time a codec's curve is complete. The rows come back in the order of `codecs`."""
     order = sorted(codecs, key=lambda c: c in learned_names())  # stable: the user's order within each kind
     plan = [(name, key, pixels, codec, q) for codec in order for name, (key, pixels) in images.items()
             for q in qualities(codec)]
     stamps = {c: weights.stamp(c) for c in codecs}
+    perceptual = metric == "ssimulacra2"
+    calls = [lambda key=key, pixels=pixels, codec=codec, q=q: measure(key, pixels, codec, stamps[codec], q, perceptual)
+             for _, key, pixels, codec, q in plan]
+    left = {c: sum(p[3] == c for p in plan) for c in order}
+    ctx = get_script_run_ctx()  # the worker threads belong to this session's run (caches, no warnings)
     bar = st.progress(0.0, text="Coding and measuring...")
     rows = []
-    for i, (name, key, pixels, codec, q) in enumerate(plan):
-        bar.progress(i / len(plan), text=f"{label(codec)} at quality {q:g} · {name} ({i + 1} of {len(plan)})")
-        rows.append({**measure(key, pixels, codec, stamps[codec], q, metric == "ssimulacra2"), "image": name})
-        if live is not None and (i + 1 == len(plan) or plan[i + 1][3] != codec):
-            live(sorted(rows, key=lambda r: codecs.index(r["codec"])))
+    for i, row in rd.in_parallel(calls, initializer=lambda: add_script_run_ctx(threading.current_thread(), ctx)):
+        name, codec = plan[i][0], plan[i][3]
+        rows.append({**row, "image": name})
+        bar.progress(len(rows) / len(plan), text=f"{label(codec)} at quality {plan[i][4]:g} · {name} "
+                                                 f"({len(rows)} of {len(plan)})")
+        left[codec] -= 1
+        if live is not None and not left[codec]:
+            live(sorted(rows, key=lambda r: (codecs.index(r["codec"]), r["quality"])))
     bar.empty()
-    return sorted(rows, key=lambda r: codecs.index(r["codec"]))
+    return sorted(rows, key=lambda r: (codecs.index(r["codec"]), list(images).index(r["image"]), r["quality"]))
 
 
 @st.cache_data(max_entries=2, show_spinner=False)

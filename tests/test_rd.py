@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import io
 import math
+import threading
+import time
 
 import cv2
 import numpy as np
@@ -167,3 +169,35 @@ def test_default_codecs_leave_fine_tuned_weights_out_when_models_are_shipped(use
     assert default_codecs() == ["tiny-hyper", "tiny-seed"] + classical_names()  # nothing shipped: all learned
     weights.save(make_tiny("tiny-hyper"), "shipped-one", weights.SHIPPED_DIR)
     assert default_codecs() == ["shipped-one"] + classical_names()
+
+
+def test_in_parallel_gives_each_point_once_with_the_sequential_values(photo):
+    """The Rate-distortion page measures two points at a time: every call's result comes back once,
+    under its own index, equal to the same point measured alone; the calls start in list order."""
+    plan = [("jpeg", 30), ("webp", 50), ("jpeg", 80), ("webp", 20), ("jpeg2000", 40)]
+    started, lock = [], threading.Lock()
+
+    def call(codec, q):
+        with lock:
+            started.append((codec, q))
+        return rd.point(codec, "img", photo, q, perceptual=False)
+
+    got = dict(rd.in_parallel([lambda c=c, q=q: call(c, q) for c, q in plan], workers=2))
+    assert sorted(got) == list(range(len(plan)))
+    assert started[:2] == plan[:2] and sorted(started) == sorted(plan)
+    for i, (codec, q) in enumerate(plan):
+        alone = rd.point(codec, "img", photo, q, perceptual=False)
+        assert {k: got[i][k] for k in rd.METRICS} == {k: alone[k] for k in rd.METRICS}, (codec, q)
+
+
+def test_in_parallel_raises_a_calls_error_and_drops_what_has_not_started():
+    ran = []
+
+    def fail():
+        raise ValueError("broken point")
+
+    calls = [fail] + [lambda i=i: (time.sleep(0.2), ran.append(i)) for i in range(50)]  # 10 s in all
+    with pytest.raises(ValueError, match="broken point"):
+        for _ in rd.in_parallel(calls, workers=1):
+            pass
+    assert len(ran) < 50
