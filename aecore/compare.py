@@ -26,6 +26,7 @@ import dataclasses
 import hashlib
 import math
 from dataclasses import dataclass, field
+import threading
 
 import numpy as np
 
@@ -166,14 +167,18 @@ class ResultCache:
     a slider back to a quality already seen, swapping the sides or matching the same size again
     encodes nothing: the measured results `code` made (file, decode, metrics, timings) and the
     files a size search encoded. Learned results are not kept (their weights can change under
-    the same name). Images are keyed by a hash of their pixels; the least recently used entries
-    go once the decoded pixels held pass `max_bytes`. One per user session: nothing in it is
-    shared with another session."""
+    the same name), but a learned codec's analysis transform output is, per image and weights
+    (`analysis`, for `LearnedCodec.reusing`): it does not depend on the quality. Images are keyed
+    by a hash of their pixels; the least recently used entries go once the pixels and latents
+    held pass `max_bytes`. One per user session: nothing in it is shared with another session. Its
+    methods take a lock: a superseded run of the session's page may still be finishing beside the new one."""
 
     def __init__(self, max_bytes: int = 256_000_000):
         self.max_bytes = max_bytes
+        self._lock = threading.RLock()
         self._results: OrderedDict = OrderedDict()  # (image, codec, quality) -> CodecResult
         self._files: OrderedDict = OrderedDict()    # (image, codec, quality) -> bytes (size searches)
+        self._analyses: OrderedDict = OrderedDict()  # (image, codec, weights hash) -> {"analysis", "seconds"}
 
     @staticmethod
     def image_key(image: np.ndarray) -> str:
@@ -188,33 +193,45 @@ class ResultCache:
         return self._touch(self._results, key)
 
     def add_result(self, key: tuple, result: CodecResult) -> None:
-        self._results[key] = result
-        self.add_file(key, result.data)
-        self._trim()
+        with self._lock:
+            self._results[key] = result
+            self.add_file(key, result.data)
 
     def file(self, key: tuple) -> bytes | None:
         return self._touch(self._files, key)
 
-    @staticmethod
-    def _touch(store: OrderedDict, key: tuple):
+    def _touch(self, store: OrderedDict, key: tuple):
         """The entry (None when absent), now the most recently used."""
-        if key in store:
-            store.move_to_end(key)
-        return store.get(key)
+        with self._lock:
+            if key in store:
+                store.move_to_end(key)
+            return store.get(key)
 
     def add_file(self, key: tuple, data: bytes) -> None:
-        self._files[key] = data
-        self._trim()
+        with self._lock:
+            self._files[key] = data
+            self._trim()
+
+    def analysis(self, image: np.ndarray, codec) -> dict:
+        """The store `codec.model.compress` fills with this image's analysis output (empty at first)."""
+        key = (self.image_key(image), codec.name, getattr(codec, "hash", b""))
+        with self._lock:
+            kept = self._touch(self._analyses, key)
+            if kept is None:  # filled by the encode after this; compare_sides trims once it is done
+                kept = self._analyses[key] = {}
+            return kept
 
     def held_bytes(self) -> int:
-        return (sum(r.decoded.nbytes + len(r.data) for r in self._results.values())
-                + sum(map(len, self._files.values())))
+        with self._lock:
+            return (sum(r.decoded.nbytes + len(r.data) for r in self._results.values())
+                    + sum(map(len, self._files.values()))
+                    + sum(k["analysis"].nbytes for k in self._analyses.values() if "analysis" in k))
 
     def _trim(self) -> None:
-        while self._results and self.held_bytes() > self.max_bytes:
-            self._results.popitem(last=False)
-        while self._files and self.held_bytes() > self.max_bytes:
-            self._files.popitem(last=False)
+        with self._lock:
+            for store in (self._results, self._files, self._analyses):
+                while store and self.held_bytes() > self.max_bytes:
+                    store.popitem(last=False)
 
 
 class _Remembered:
@@ -244,7 +261,8 @@ def compare_sides(image: np.ndarray, left: Side, right: Side, extra: Side | None
     the Compare page shows the slider first and scores it after. `starts` ({codec name: quality},
     such as the last comparison's) is where each size search starts (`target.fit`). `refining`
     ({presets, progress, cancel}, see `LearnedCodec.at_effort`) goes to each refining side.
-    `cache` (a ResultCache, kept by the caller between comparisons) keeps the classical sides' results."""
+    `cache` (a ResultCache, kept by the caller between comparisons) keeps the classical sides' results
+    and the learned sides' analysis transform outputs (a new quality codes from them)."""
     resolve = codecs or get_codec
     kept = None if cache is None else (cache, ResultCache.image_key(image))
     sides = {"left": left, "right": right, **({"extra": extra} if extra is not None else {})}
@@ -266,6 +284,8 @@ def compare_sides(image: np.ndarray, left: Side, right: Side, extra: Side | None
         codec = resolve(side.codec) if isinstance(side.codec, str) else side.codec
         if side.effort != "fast":  # a classical codec refuses (CodecError)
             codec = with_effort(codec, side.effort, **(refining or {}))
+        elif kept is not None and codec.kind == "learned":  # a new quality starts from the image's analysis
+            codec = codec.reusing(kept[0])
         if side.setting == QUALITY:
             q = codec.default_quality if side.quality is None else side.quality
             done[where] = code(codec, image, q, note="" if codec.kind == "learned" else f"fixed quality {q:g}",
@@ -283,6 +303,8 @@ def compare_sides(image: np.ndarray, left: Side, right: Side, extra: Side | None
 
     for where in sorted(sides, key=lambda w: sides[w].setting == SAME_AS_OTHER):  # fixed sides first
         run(where)
+    if cache is not None:  # the analyses filled in during the coding count now
+        cache._trim()
     results = [r for r in (done["left"], done["right"], done.get("extra")) if r is not None]
     # The size the others are measured against: the first side coded on its own terms.
     budget = next((done[w].num_bytes for w in ("left", "right")
@@ -437,10 +459,15 @@ def score_perceptual(comp: Comparison) -> list[float]:
     The one metric that costs more than the coding (an import of scipy and about 0.7 s per
     megapixel), so a comparison made with `perceptual=False` is scored only where shown.
     """
-    for r in comp.results:
-        if math.isnan(r.metrics["ssimulacra2"]):
-            r.metrics["ssimulacra2"] = scaled_ssimulacra2(comp.original, r.decoded)
-    return [r.metrics["ssimulacra2"] for r in comp.results]
+    return [perceptual_score(comp, i) for i in range(len(comp.results))]
+
+
+def perceptual_score(comp: Comparison, index: int) -> float:
+    """The SSIMULACRA 2 of `comp.results[index]`, scored now if still NaN (see `score_perceptual`)."""
+    r = comp.results[index]
+    if math.isnan(r.metrics["ssimulacra2"]):
+        r.metrics["ssimulacra2"] = scaled_ssimulacra2(comp.original, r.decoded)
+    return r.metrics["ssimulacra2"]
 
 
 def format_bytes(n: int) -> str:

@@ -126,16 +126,18 @@ def to_rgb(pixels: np.ndarray) -> np.ndarray:
     return np.repeat(pixels[:, :, None], 3, axis=2) if pixels.ndim == 2 else pixels
 
 
-def to_png_bytes(pixels: np.ndarray) -> bytes:
-    """Lossless PNG of uint8 RGB or gray pixels (gray stays one channel)."""
-    return to_lossless_bytes(pixels, "PNG")
+def to_png_bytes(pixels: np.ndarray, compress_level: int = 6) -> bytes:
+    """Lossless PNG of uint8 RGB or gray pixels (gray stays one channel). `compress_level` is
+    zlib's 0-9 (6, Pillow's default; lower is faster, the pixels the same)."""
+    return to_lossless_bytes(pixels, "PNG", compress_level=compress_level)
 
 
-def to_lossless_bytes(pixels: np.ndarray, kind: str) -> bytes:
-    """uint8 RGB or gray pixels in a lossless Pillow format ("PNG", "TIFF", "BMP", "PPM")."""
+def to_lossless_bytes(pixels: np.ndarray, kind: str, **options) -> bytes:
+    """uint8 RGB or gray pixels in a lossless Pillow format ("PNG", "TIFF", "BMP", "PPM");
+    `options` go to Pillow's writer."""
     _check_pixels(pixels)
     buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(pixels)).save(buf, format=kind)
+    Image.fromarray(np.ascontiguousarray(pixels)).save(buf, format=kind, **options)
     return buf.getvalue()
 
 

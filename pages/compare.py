@@ -19,7 +19,7 @@ import streamlit as st
 from aecore import background, batch, compare as cmp, imaging, refine, report, weights
 from aecore.codecs import EFFORTS, classical_names, learned_names
 from aecore.io import ImageError, load_image, to_png_bytes
-from aecore.viewer import TOOLBAR_PX, slider_html
+from aecore.viewer import TOOLBAR_PX, EncodedImage, encode_image, slider_html
 from pages import shared
 
 SLIDER_MAX_SIDE = 1600    # the slider's PNGs travel to the browser; 1600 px fills a wide screen
@@ -36,17 +36,19 @@ WIN_STYLE = "background-color: rgba(33, 195, 84, 0.16); font-weight: 700; color:
 def run_comparison(image_key: str, _image, left: cmp.Side, right: cmp.Side, extra: cmp.Side | None,
                    stamps: str, _starts: dict | None = None, _kept: cmp.ResultCache | None = None) -> cmp.Comparison:
     """One comparison, keyed by the image's hash, the sides and the learned weights' stamps (not the pixels).
-    SSIMULACRA 2 is left unscored: `perceptual_scores` scores it once the slider is on the page.
+    SSIMULACRA 2 is left unscored: `perceptual_score` scores it once the slider is on the page.
     `_starts` (this session's last matched qualities) and `_kept` (this session's classical results)
     only save work, so they are not part of the key."""
     return cmp.compare_sides(_image, left, right, extra, codecs=shared.codec, perceptual=False, starts=_starts,
                              cache=_kept)
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
-def perceptual_scores(run_key: str, _comparison: cmp.Comparison) -> list[float]:
-    """Each result's SSIMULACRA 2 (seconds of CPU, so after the slider and cached per comparison)."""
-    return cmp.score_perceptual(_comparison)
+@st.cache_data(max_entries=48, show_spinner=False)
+def perceptual_score(run_key: str, index: int, _comparison: cmp.Comparison) -> float:
+    """One result's SSIMULACRA 2 (about 0.7 s of CPU at 768x512, so after the slider and cached per
+    comparison). One at a time: a run superseded by a new one (the slider moved again) keeps running
+    until its next Streamlit call, so it stops after the score in hand instead of all of them."""
+    return cmp.perceptual_score(_comparison, index)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -60,10 +62,16 @@ def build_heatmaps(run_key: str, _comparison: cmp.Comparison) -> dict:
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def build_views(run_key: str, _comparison: cmp.Comparison, height: int) -> dict:
+def original_view(image_key: str, _image) -> EncodedImage:
+    """The slider's original, encoded once per image (keyed by its content): it is the same in every step."""
+    return encode_image(imaging.preview(_image, SLIDER_MAX_SIDE))
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def build_views(run_key: str, _comparison: cmp.Comparison, height: int, image_key: str) -> dict:
     """What the page shows first of a comparison: the slider page."""
     comp = _comparison
-    images = {"Original": imaging.preview(comp.original, SLIDER_MAX_SIDE)}
+    images = {"Original": original_view(image_key, comp.original)}
     names = {}
     for r in comp.results:
         name = r.display_name
@@ -452,7 +460,7 @@ def main() -> None:
             comp = refined_comparison(run_key, coded, sides)
             if comp is None:
                 return
-            views = build_views(run_key, comp, height)
+            views = build_views(run_key, comp, height, image_key)
         else:
             if st.session_state.get(REFINE_TASK) is not None:  # back to fast effort: stop the refinement
                 st.session_state.pop(REFINE_TASK).cancel()
@@ -461,7 +469,7 @@ def main() -> None:
                 kept = st.session_state.setdefault("compare_kept", cmp.ResultCache())  # this session's own too
                 comp = run_comparison(image_key, coded, *sides, stamps, starts, kept)
                 starts.update({r.codec: r.quality for r in comp.results if r.kind == "classical"})
-                views = build_views(run_key, comp, height)
+                views = build_views(run_key, comp, height, image_key)
     except MemoryError:
         st.error("This image is too large to code on this machine; use the downscaled copy or a smaller image.",
                  icon=":material/memory:")
@@ -488,9 +496,9 @@ def main() -> None:
     table_col, side_col = st.columns([5, 2], gap="large")
     with table_col:
         st.subheader("Measured")
-        with st.spinner("Scoring SSIMULACRA 2..."):
-            for r, score in zip(comp.results, perceptual_scores(run_key, comp)):
-                r.metrics["ssimulacra2"] = score  # this run's copy of the cached comparison
+        for i, r in enumerate(comp.results):
+            with st.spinner(f"Scoring SSIMULACRA 2 ({i + 1} of {len(comp.results)})..."):
+                r.metrics["ssimulacra2"] = perceptual_score(run_key, i, comp)  # this run's copy of the comparison
         st.table(metrics_table(comp.results))
         st.caption("Highlighted: the better value in each row. SSIMULACRA 2 is a perceptual score: 90 is "
                    "visually lossless, 70 high, 50 medium, 30 low quality. Blockiness measures the 8×8 grid: "

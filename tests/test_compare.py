@@ -10,7 +10,7 @@ from PIL import Image
 
 from aecore import compare as cmp, imaging
 from aecore.codecs import get_codec
-from aecore.viewer import slider_html
+from aecore.viewer import encode_image, slider_html
 
 
 @pytest.fixture
@@ -121,6 +121,9 @@ def test_slider_html_is_self_contained_and_lossless(photo):
     assert len(uris) == 2
     decoded = [np.asarray(Image.open(io.BytesIO(base64.b64decode(u)))) for u in uris]
     assert np.array_equal(decoded[0], photo) and np.array_equal(decoded[1], other)
+    # an image encoded once beforehand (the page's original, step after step) is the same page
+    assert slider_html({"Original": encode_image(photo), "JPEG <q 5>": other}, left="Original",
+                       right="JPEG <q 5>", height=500) == page
 
 
 def test_slider_labels_that_look_like_placeholders_stay_labels(photo):
@@ -342,3 +345,29 @@ def test_kept_classical_results_are_not_encoded_again(smooth):
     cmp.compare_sides(smooth, jpeg_at(40), cmp.Side(cmp.ORIGINAL), codecs=resolve, cache=small)
     cmp.compare_sides(smooth, jpeg_at(10), cmp.Side(cmp.ORIGINAL), codecs=resolve, cache=small)
     assert counted["jpeg"].encodes[before:] == [10]  # 40 was kept, 10 was dropped
+
+
+@pytest.mark.parametrize("name", ["tiny-hyper", "tiny-seed"])
+def test_a_new_learned_quality_codes_from_the_kept_analysis(user_weights, photo, name):
+    """The analysis transform's output is kept per image and weights, and a quality slider step
+    codes from it: the streams are byte for byte those of plain encodes, and the encode time
+    reported is a whole encode's (the kept analysis's own time included)."""
+    codec = get_codec(name)
+    cache = cmp.ResultCache()
+    learned_at = lambda q: cmp.Side(name, cmp.QUALITY, q)  # noqa: E731
+    for q in (2.0, 8.0):
+        comp = cmp.compare_sides(photo, learned_at(q), cmp.Side("jpeg", cmp.SAME_AS_OTHER), perceptual=False,
+                                 cache=cache)
+        assert comp.learned.data == codec.encode(photo, q)
+        assert np.array_equal(comp.learned.decoded, codec.decode(comp.learned.data))
+    kept = cache.analysis(photo, codec)
+    assert set(kept) == {"analysis", "seconds"} and len(cache._analyses) == 1
+    assert comp.learned.encode_ms >= kept["seconds"] * 1000
+    other = photo[::-1].copy()  # another image is another entry, with its own bytes
+    again = cmp.compare_sides(other, learned_at(8.0), cmp.Side(cmp.ORIGINAL), cache=cache, perceptual=False)
+    assert again.learned.data == codec.encode(other, 8.0) and len(cache._analyses) == 2
+    assert cache.held_bytes() >= 2 * kept["analysis"].nbytes
+    small = cmp.ResultCache(max_bytes=kept["analysis"].nbytes)  # room for one: the older one goes
+    for image in (photo, other, photo):
+        cmp.compare_sides(image, learned_at(3.0), cmp.Side(cmp.ORIGINAL), cache=small, perceptual=False)
+    assert len(small._analyses) == 1 and small.held_bytes() <= small.max_bytes

@@ -37,7 +37,8 @@ class LearnedCodec(Codec):
     presets = None        # {effort: refine.Schedule} overriding refine.PRESETS, or None
     progress = None       # refinement callbacks of an `at_effort` copy
     cancel = None
-    _seconds = None       # {file: seconds} of an `at_effort` copy's refined encodes
+    _seconds = None       # {file: seconds} of an `at_effort` copy's refined encodes (and a `reusing` copy's)
+    _kept = None          # a `reusing` copy's store of analysis outputs (see `reusing`)
 
     def __init__(self, name: str):
         self.name = name
@@ -72,6 +73,17 @@ class LearnedCodec(Codec):
         view.label = base if effort == "fast" else f"{base}, {effort} effort"
         return view
 
+    def reusing(self, kept) -> "LearnedCodec":
+        """A copy of this codec whose fast encodes keep each image's analysis transform output in
+        `kept` (anything with `analysis(image, codec) -> dict`, such as a session's
+        `compare.ResultCache`) and start from it at any other quality: a quality slider then
+        re-runs only the entropy coding, and the bytes are those of a plain encode. The encode time
+        it reports (`encode_seconds`) is that of a whole encode: the analysis's own measured time
+        plus the rest. The cached codec and its model hold nothing of it."""
+        view = copy.copy(self)
+        view._kept, view._seconds = kept, {}
+        return view
+
     def describe(self) -> dict:
         return {**super().describe(), "effort": self.effort}
 
@@ -88,12 +100,14 @@ class LearnedCodec(Codec):
         rgb = torch.from_numpy(rgb) if rgb.flags.writeable else torch.tensor(rgb)
         x = rgb.permute(2, 0, 1)[None].float().div_(255)
         plan = refine.schedule(self.model, self.effort if effort is None else effort, self.presets)
-        sections = self.model.compress(x, q) if plan is None else \
+        kept = self._kept.analysis(image, self) if plan is None and self._kept is not None else None
+        earlier = (kept or {}).get("seconds", 0.0)  # an analysis reused, not run now: its own time
+        sections = self.model.compress(x, q, kept=kept) if plan is None else \
             refine.refine(self.model, x, q, plan, progress=progress or self.progress,
                           cancel=cancel or self.cancel).sections
         data = self.stream(sections, image.shape[0], image.shape[1], q, image.ndim == 2)
-        if plan is not None and self._seconds is not None:
-            self._seconds[data] = time.perf_counter() - t0
+        if (plan is not None or kept is not None) and self._seconds is not None:
+            self._seconds[data] = time.perf_counter() - t0 + earlier
         return data
 
     def encode_seconds(self, data: bytes) -> float | None:

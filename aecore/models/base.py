@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 from dataclasses import asdict, dataclass, field
 import math
+import time
 
 import torch
 from torch import nn
@@ -226,16 +227,31 @@ class CompressionModel(nn.Module):
         return F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
 
     def analyse(self, x: torch.Tensor, quality: float, stages: bool = False,
-                latents: dict | None = None) -> Analysis:
+                latents: dict | None = None, analysed: torch.Tensor | None = None) -> Analysis:
         """The latents of one padded image (1, 3, H, W); `stages`: keep the pooling stages' maps.
         `latents` ({name: unrounded values after the gains}) replaces the analysis transforms'
-        output: a refined encode (`aecore.refine`) codes its own latents through the same path."""
+        output: a refined encode (`aecore.refine`) codes its own latents through the same path.
+        `analysed` is `analysis(x)` computed before (it does not depend on the quality)."""
         raise NotImplementedError
 
     @deterministic
-    def compress(self, x: torch.Tensor, quality: float, latents: dict | None = None) -> list[bytes]:
-        """One entropy-coded section per latent, in the order `analyse` lists them."""
-        return [latent.compress() for latent in self.analyse(self.pad(x), quality, latents=latents).latents]
+    def compress(self, x: torch.Tensor, quality: float, latents: dict | None = None,
+                 kept: dict | None = None) -> list[bytes]:
+        """One entropy-coded section per latent, in the order `analyse` lists them.
+
+        `kept`, a dict the caller keeps for this one image, holds the analysis transform's output
+        ("analysis", and the "seconds" it took): it is the same at every quality (the gains come
+        after it), so the first compress fills it and later ones at other qualities start from it,
+        coding the same bytes as a compress of their own."""
+        x = self.pad(x)
+        analysed = None
+        if kept is not None and latents is None:
+            if "analysis" not in kept:
+                t0 = time.perf_counter()
+                kept["analysis"] = self.analysis(x)
+                kept["seconds"] = time.perf_counter() - t0
+            analysed = kept["analysis"]
+        return [latent.compress() for latent in self.analyse(x, quality, latents=latents, analysed=analysed).latents]
 
     def analysis(self, x: torch.Tensor, stages: list | None = None) -> torch.Tensor:
         """g_a over a padded image, tiled for large inputs (float32 out). `stages`, when given

@@ -72,11 +72,11 @@ class Hyperprior(CompressionModel):
         self.y_conditional.coding_tables()
 
     def analyse(self, x: torch.Tensor, quality: float, stages: bool = False,
-                latents: dict | None = None) -> Analysis:
+                latents: dict | None = None, analysed: torch.Tensor | None = None) -> Analysis:
         """z (factorized) then y (Gaussian given z): the order the decoder reads them."""
         q = self.quality_tensor(quality, 1)
         if latents is None:
-            y = self.analysis(x) * self.gain.gain(q)
+            y = (self.analysis(x) if analysed is None else analysed) * self.gain.gain(q)
             z = self.h_a(y) * self.hyper_gain.gain(q)
         else:
             y, z = latents["y"], latents["z"]

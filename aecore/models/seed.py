@@ -117,11 +117,14 @@ class SeedAutoencoder(CompressionModel):
         self.y_density.coding_tables()
 
     def analyse(self, x: torch.Tensor, quality: float, stages: bool = False,
-                latents: dict | None = None) -> Analysis:
+                latents: dict | None = None, analysed: torch.Tensor | None = None) -> Analysis:
         """y alone, factorized; `stages`: the encoder's maps after each max-pooling."""
         q = self.quality_tensor(quality, 1)
         maps = [] if stages else None
-        y = self.analysis(x, maps) * self.gain.gain(q) if latents is None else latents["y"]
+        if latents is not None:
+            y = latents["y"]
+        else:
+            y = (self.analysis(x, maps) if analysed is None else analysed) * self.gain.gain(q)
         symbols = torch.round(y).clamp(-self.y_density.radius, self.y_density.radius)
         return Analysis([Latent("y", LATENT_FACTOR, y, symbols, self.y_density)], maps or [])
 
