@@ -210,7 +210,7 @@ class ResultCache:
     def add_file(self, key: tuple, data: bytes) -> None:
         with self._lock:
             self._files[key] = data
-            self._trim()
+            self.trim()
 
     def analysis(self, image: np.ndarray, codec) -> dict:
         """The store `codec.model.compress` fills with this image's analysis output (empty at first)."""
@@ -227,7 +227,9 @@ class ResultCache:
                     + sum(map(len, self._files.values()))
                     + sum(k["analysis"].nbytes for k in self._analyses.values() if "analysis" in k))
 
-    def _trim(self) -> None:
+    def trim(self) -> None:
+        """Drops the least recently used entries until what is held fits `max_bytes` (compare_sides
+        calls it once the analyses a comparison filled in count)."""
         with self._lock:
             for store in (self._results, self._files, self._analyses):
                 while store and self.held_bytes() > self.max_bytes:
@@ -304,7 +306,7 @@ def compare_sides(image: np.ndarray, left: Side, right: Side, extra: Side | None
     for where in sorted(sides, key=lambda w: sides[w].setting == SAME_AS_OTHER):  # fixed sides first
         run(where)
     if cache is not None:  # the analyses filled in during the coding count now
-        cache._trim()
+        cache.trim()
     results = [r for r in (done["left"], done["right"], done.get("extra")) if r is not None]
     # The size the others are measured against: the first side coded on its own terms.
     budget = next((done[w].num_bytes for w in ("left", "right")
