@@ -33,7 +33,7 @@ import numpy as np
 from .codecs import Codec, get_codec, with_effort
 from .imaging import shrink_to_pixels
 from .measure import measure
-from .metrics import ssimulacra2
+from .metrics import STRUCTURAL, ssimulacra2, structural_scores
 from .target import BudgetError, fit
 
 SAME_SIZE = "same size"
@@ -256,11 +256,12 @@ class _Remembered:
 
 def compare_sides(image: np.ndarray, left: Side, right: Side, extra: Side | None = None,
                   codecs=None, perceptual: bool = True, starts: dict | None = None,
-                  refining: dict | None = None, cache: ResultCache | None = None) -> Comparison:
+                  refining: dict | None = None, cache: ResultCache | None = None,
+                  structural: bool = True) -> Comparison:
     """Codes each side as it asks; a side set to SAME_AS_OTHER is matched to the other side's file
     (the third column's "other side" is the left one, or the right if the left is the original).
-    `perceptual=False` leaves SSIMULACRA 2 unscored (NaN) for `score_perceptual` to fill later:
-    the Compare page shows the slider first and scores it after. `starts` ({codec name: quality},
+    `perceptual=False` leaves SSIMULACRA 2 unscored (NaN) and `structural=False` SSIM and MS-SSIM
+    too, for `fill_scores` to fill later: the Compare page shows the slider first and scores after. `starts` ({codec name: quality},
     such as the last comparison's) is where each size search starts (`target.fit`). `refining`
     ({presets, progress, cancel}, see `LearnedCodec.at_effort`) goes to each refining side.
     `cache` (a ResultCache, kept by the caller between comparisons) keeps the classical sides' results
@@ -291,17 +292,17 @@ def compare_sides(image: np.ndarray, left: Side, right: Side, extra: Side | None
         if side.setting == QUALITY:
             q = codec.default_quality if side.quality is None else side.quality
             done[where] = code(codec, image, q, note="" if codec.kind == "learned" else f"fixed quality {q:g}",
-                               perceptual=perceptual, kept=kept)
+                               perceptual=perceptual, kept=kept, structural=structural)
         elif side.setting == TARGET_SIZE:
             done[where] = matched(codec, image, int(round(side.target_kb * 1000)), perceptual=perceptual,
-                                  start=(starts or {}).get(codec.name), kept=kept)
+                                  start=(starts or {}).get(codec.name), kept=kept, structural=structural)
         else:
             other = {"left": "right", "right": "left"}.get(where) or ("left" if left.codec != ORIGINAL else "right")
             if sides[other].codec == ORIGINAL or sides[other].setting == SAME_AS_OTHER:
                 raise ValueError(f"{where} side: 'same size as the other side' needs the other side to be coded "
                                  "at a quality or a target size")
             done[where] = matched(codec, image, done[other].num_bytes, perceptual=perceptual,
-                                  start=(starts or {}).get(codec.name), kept=kept)
+                                  start=(starts or {}).get(codec.name), kept=kept, structural=structural)
 
     for where in sorted(sides, key=lambda w: sides[w].setting == SAME_AS_OTHER):  # fixed sides first
         run(where)
@@ -318,12 +319,12 @@ def compare_sides(image: np.ndarray, left: Side, right: Side, extra: Side | None
 
 
 def code(codec: Codec, image: np.ndarray, quality: float, note: str = "", data: bytes | None = None,
-         perceptual: bool = True, kept: tuple | None = None) -> CodecResult:
+         perceptual: bool = True, kept: tuple | None = None, structural: bool = True) -> CodecResult:
     """Encodes (timed), decodes (timed) and measures one file.
 
     `data` is an already encoded file at `quality` (from a size search); it is encoded
     once more anyway, so the reported encode time is that of one plain encode.
-    `perceptual=False` leaves SSIMULACRA 2 NaN (`score_perceptual` fills it).
+    `perceptual=False` leaves SSIMULACRA 2 NaN, `structural=False` SSIM and MS-SSIM (`fill_scores`).
     `kept` (a ResultCache and the image's key) returns a classical codec's earlier result,
     measured once: a copy, so a caller's note or score never reaches another comparison.
     """
@@ -332,10 +333,9 @@ def code(codec: Codec, image: np.ndarray, quality: float, note: str = "", data: 
         key = (kept[1], codec.name, codec.check_quality(quality))
         hit = kept[0].result(key)
         if hit is not None:
-            if perceptual and math.isnan(hit.metrics["ssimulacra2"]):
-                hit.metrics["ssimulacra2"] = scaled_ssimulacra2(image, hit.decoded)
+            _fill(image, hit, perceptual, structural)  # kept scored: a later hit needs nothing more
             return dataclasses.replace(hit, metrics=dict(hit.metrics), note=note, over_budget=False)
-    m = measure(codec, image, quality, data=data, perceptual=False)
+    m = measure(codec, image, quality, data=data, perceptual=False, structural=structural)
     data, decoded, encode_ms, decode_ms = m.data, m.decoded, m.encode_ms, m.decode_ms
     metrics = {**m.metrics, "encode_ms": encode_ms, "decode_ms": decode_ms,
                "ssimulacra2": scaled_ssimulacra2(image, decoded) if perceptual else math.nan}
@@ -348,7 +348,7 @@ def code(codec: Codec, image: np.ndarray, quality: float, note: str = "", data: 
 
 
 def matched(codec: Codec, image: np.ndarray, budget: int, perceptual: bool = True,
-            start: float | None = None, kept: tuple | None = None) -> CodecResult:
+            start: float | None = None, kept: tuple | None = None, structural: bool = True) -> CodecResult:
     """`codec` at its highest quality whose file fits in `budget` bytes.
 
     When even the lowest quality is larger, that lowest quality is used and the result
@@ -362,9 +362,9 @@ def matched(codec: Codec, image: np.ndarray, budget: int, perceptual: bool = Tru
         pass
     else:
         return code(codec, image, quality, note=f"quality {quality:g}: the largest file within "
-                    f"{format_bytes(budget)}", data=data, perceptual=perceptual, kept=kept)
+                    f"{format_bytes(budget)}", data=data, perceptual=perceptual, kept=kept, structural=structural)
     lowest = codec.quality_range[0]
-    result = code(codec, image, lowest, perceptual=perceptual, kept=kept)
+    result = code(codec, image, lowest, perceptual=perceptual, kept=kept, structural=structural)
     result.over_budget = True
     result.note = (f"Even {codec.label} at quality {lowest:g} needs {format_bytes(result.num_bytes)}, more than "
                    f"the {format_bytes(budget)} budget; it is shown at quality {lowest:g}, with the larger file.")
@@ -461,15 +461,23 @@ def score_perceptual(comp: Comparison) -> list[float]:
     The one metric that costs more than the coding (an import of scipy and about 0.7 s per
     megapixel), so a comparison made with `perceptual=False` is scored only where shown.
     """
-    return [perceptual_score(comp, i) for i in range(len(comp.results))]
+    return [fill_scores(comp, i)["ssimulacra2"] for i in range(len(comp.results))]
 
 
-def perceptual_score(comp: Comparison, index: int) -> float:
-    """The SSIMULACRA 2 of `comp.results[index]`, scored now if still NaN (see `score_perceptual`)."""
+def fill_scores(comp: Comparison, index: int, perceptual: bool = True) -> dict:
+    """The metrics of `comp.results[index]`, with those a comparison made with `structural=False`
+    left NaN (SSIM, MS-SSIM) scored now, and SSIMULACRA 2 too unless `perceptual=False`."""
     r = comp.results[index]
-    if math.isnan(r.metrics["ssimulacra2"]):
-        r.metrics["ssimulacra2"] = scaled_ssimulacra2(comp.original, r.decoded)
-    return r.metrics["ssimulacra2"]
+    _fill(comp.original, r, perceptual, structural=True)
+    return r.metrics
+
+
+def _fill(image: np.ndarray, r: CodecResult, perceptual: bool, structural: bool) -> None:
+    """Scores in place what `r` left NaN of what is asked for (a tiny image's MS-SSIM stays NaN)."""
+    if structural and any(math.isnan(r.metrics[k]) for k in STRUCTURAL):
+        r.metrics.update(structural_scores(image, r.decoded))
+    if perceptual and math.isnan(r.metrics["ssimulacra2"]):
+        r.metrics["ssimulacra2"] = scaled_ssimulacra2(image, r.decoded)
 
 
 def format_bytes(n: int) -> str:

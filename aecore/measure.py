@@ -59,14 +59,15 @@ class Measurement:
 
 
 def measure(codec: Codec, image: np.ndarray, quality: float, data: bytes | None = None,
-            perceptual: bool = True, clock=None) -> Measurement:
+            perceptual: bool = True, clock=None, structural: bool = True) -> Measurement:
     """Encodes `image` at `quality` (timed), decodes the file (timed) and scores the decode.
 
     `data` is a file already encoded at `quality` (by a size search): it is what gets decoded
     and scored, and the image is still encoded once, so the encode time is that of one plain
     encode and not of the search (unless the codec remembers how long `data` took: a refined
     encode is not repeated). `perceptual=False` leaves SSIMULACRA 2 out (NaN), the one
-    metric that costs more than the coding. `clock` returns seconds (default `time.perf_counter`). `quality` is reported
+    metric that costs more than the coding; `structural=False` SSIM and MS-SSIM too
+    (`aecore.metrics.evaluate`). `clock` returns seconds (default `time.perf_counter`). `quality` is reported
     as the codec takes it (a whole number for the classical codecs).
     """
     clock = clock or time.perf_counter
@@ -83,4 +84,4 @@ def measure(codec: Codec, image: np.ndarray, quality: float, data: bytes | None 
         t2 = clock()
     return Measurement(codec=codec.name, quality=codec.check_quality(quality), data=data, decoded=decoded,
                        encode_s=t1 - t0 if known is None else known, decode_s=t2 - t1,
-                       metrics=evaluate(image, decoded, len(data), perceptual))
+                       metrics=evaluate(image, decoded, len(data), perceptual, structural))

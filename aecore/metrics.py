@@ -188,28 +188,38 @@ def rate(num_bytes: int, height: int, width: int, channels: int = 3) -> dict:
             "ratio": float(compression_ratio(num_bytes, height, width, channels))}
 
 
-def evaluate(original: np.ndarray, decoded: np.ndarray, num_bytes: int, perceptual: bool = True) -> dict:
+STRUCTURAL = ("ssim", "ms_ssim", "ms_ssim_db")  # the keys `structural_scores` gives (one pass over the scales)
+
+
+def evaluate(original: np.ndarray, decoded: np.ndarray, num_bytes: int, perceptual: bool = True,
+             structural: bool = True) -> dict:
     """Rate and distortion of one decoded image, as plain Python numbers.
 
     Keys: bytes, bpp, ratio, psnr, ssim, ms_ssim, ms_ssim_db, ssimulacra2,
     blockiness (of the decoded image). SSIMULACRA 2 costs more than all the
     others together; `perceptual=False` leaves it out (NaN) where a caller
-    measures many points and does not show it.
+    measures many points and does not show it. `structural=False` leaves the
+    STRUCTURAL keys NaN too (about twice the coding time of a small image), for a
+    page that shows a result first and fills them in after with `structural_scores`.
     """
     _check_pair(original, decoded)
     h, w = original.shape[:2]
     channels = original.shape[2] if original.ndim == 3 else 1
-    stats = list(_scales(_planes(original), _planes(decoded), ms_ssim_scales(h, w)))
-    ms = _combine(stats)
     return {
         **rate(num_bytes, h, w, channels),
         "psnr": psnr(original, decoded),
-        "ssim": float(stats[0][0].mean()) if stats else math.nan,
-        "ms_ssim": ms,
-        "ms_ssim_db": ms_ssim_db(ms),
+        **(structural_scores(original, decoded) if structural else dict.fromkeys(STRUCTURAL, math.nan)),
         "ssimulacra2": ssimulacra2(original, decoded) if perceptual else math.nan,
         "blockiness": blockiness(decoded),
     }
+
+
+def structural_scores(original: np.ndarray, decoded: np.ndarray) -> dict:
+    """SSIM, MS-SSIM and MS-SSIM in dB (the STRUCTURAL keys of `evaluate`) from one pass over the scales."""
+    _check_pair(original, decoded)
+    stats = list(_scales(_planes(original), _planes(decoded), ms_ssim_scales(*original.shape[:2])))
+    ms = _combine(stats)
+    return {"ssim": float(stats[0][0].mean()) if stats else math.nan, "ms_ssim": ms, "ms_ssim_db": ms_ssim_db(ms)}
 
 
 def ms_ssim_scales(height: int, width: int) -> int:

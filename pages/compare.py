@@ -36,19 +36,20 @@ WIN_STYLE = "background-color: rgba(33, 195, 84, 0.16); font-weight: 700; color:
 def run_comparison(image_key: str, _image, left: cmp.Side, right: cmp.Side, extra: cmp.Side | None,
                    stamps: str, _starts: dict | None = None, _kept: cmp.ResultCache | None = None) -> cmp.Comparison:
     """One comparison, keyed by the image's hash, the sides and the learned weights' stamps (not the pixels).
-    SSIMULACRA 2 is left unscored: `perceptual_score` scores it once the slider is on the page.
+    SSIM, MS-SSIM and SSIMULACRA 2 are left unscored: `scores` fills them in once the slider is on the page.
     `_starts` (this session's last matched qualities) and `_kept` (this session's classical results)
     only save work, so they are not part of the key."""
     return cmp.compare_sides(_image, left, right, extra, codecs=shared.codec, perceptual=False, starts=_starts,
-                             cache=_kept)
+                             cache=_kept, structural=False)
 
 
-@st.cache_data(max_entries=48, show_spinner=False)
-def perceptual_score(run_key: str, index: int, _comparison: cmp.Comparison) -> float:
-    """One result's SSIMULACRA 2 (about 0.7 s of CPU at 768x512, so after the slider and cached per
-    comparison). One at a time: a run superseded by a new one (the slider moved again) keeps running
-    until its next Streamlit call, so it stops after the score in hand instead of all of them."""
-    return cmp.perceptual_score(_comparison, index)
+@st.cache_data(max_entries=96, show_spinner=False)
+def scores(run_key: str, index: int, perceptual: bool, _comparison: cmp.Comparison) -> dict:
+    """One result's metrics with SSIM and MS-SSIM filled in (about 0.1 s at 768x512) and, if
+    `perceptual`, SSIMULACRA 2 (about 0.7 s): after the slider, cached per comparison. One at a time:
+    a run superseded by a new one (the slider moved again) keeps running until its next Streamlit
+    call, so it stops after the score in hand instead of all of them."""
+    return cmp.fill_scores(_comparison, index, perceptual)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -478,16 +479,21 @@ def main() -> None:
         st.error(f"Could not code this image: {shared.md_escape(str(e))}", icon=":material/error:")
         return
 
+    st.divider()
+    top = st.empty()  # the headline, first with PSNR alone, then with MS-SSIM once the slider is shown
+    with top.container():
+        headline(comp)
+    st.iframe(views["slider"], height=height)
+    for i, r in enumerate(comp.results):
+        r.metrics.update(scores(run_key, i, False, comp))  # this run's copy of the comparison
+    with top.container():
+        headline(comp)
     learned = comp.learned
     if learned is not None:
         st.session_state[shared.OPERATING_POINT_KEY] = {
             "codec": learned.codec, "label": learned.label, "quality": learned.quality,
             "bytes": learned.num_bytes, "bpp": learned.metrics["bpp"], "psnr": learned.metrics["psnr"],
             "ms_ssim": learned.metrics["ms_ssim"], "image": name, "size": f"{coded.shape[1]}x{coded.shape[0]}"}
-
-    st.divider()
-    headline(comp)
-    st.iframe(views["slider"], height=height)
     ph, pw = views["preview_shape"]
     if (ph, pw) != coded.shape[:2]:
         st.caption(f"The slider shows the images scaled to {pw}×{ph}; the numbers and downloads are for the "
@@ -498,7 +504,7 @@ def main() -> None:
         st.subheader("Measured")
         for i, r in enumerate(comp.results):
             with st.spinner(f"Scoring SSIMULACRA 2 ({i + 1} of {len(comp.results)})..."):
-                r.metrics["ssimulacra2"] = perceptual_score(run_key, i, comp)  # this run's copy of the comparison
+                r.metrics.update(scores(run_key, i, True, comp))
         st.table(metrics_table(comp.results))
         st.caption("Highlighted: the better value in each row. SSIMULACRA 2 is a perceptual score: 90 is "
                    "visually lossless, 70 high, 50 medium, 30 low quality. Blockiness measures the 8×8 grid: "

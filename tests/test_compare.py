@@ -10,6 +10,7 @@ from PIL import Image
 
 from aecore import compare as cmp, imaging
 from aecore.codecs import get_codec
+from aecore.metrics import STRUCTURAL
 from aecore.viewer import encode_image, slider_html
 
 
@@ -283,6 +284,23 @@ def test_perceptual_scores_can_come_after_the_coding(photo):
     assert cmp.score_perceptual(later) == [r.metrics["ssimulacra2"] for r in now.results]
     assert [r.metrics["ssimulacra2"] for r in later.results] == cmp.score_perceptual(now)
     assert [r.metrics["psnr"] for r in later.results] == [r.metrics["psnr"] for r in now.results]
+
+
+def test_structural_scores_can_come_after_the_slider(user_weights, photo):
+    """The page shows the slider with PSNR alone and fills SSIM and MS-SSIM in after: the values
+    filled in are those of a comparison scored at once, for a learned and a matched classical side,
+    and a classical result kept in a ResultCache is returned scored once it has been."""
+    sides = (cmp.Side("tiny-hyper", cmp.QUALITY, 3.0), cmp.Side("jpeg", cmp.SAME_AS_OTHER))
+    now = cmp.compare_sides(photo, *sides, perceptual=False)
+    cache = cmp.ResultCache()
+    later = cmp.compare_sides(photo, *sides, perceptual=False, structural=False, cache=cache)
+    assert all(math.isnan(r.metrics[k]) for r in later.results for k in STRUCTURAL)
+    assert [r.metrics["psnr"] for r in later.results] == [r.metrics["psnr"] for r in now.results]
+    untimed = lambda m: {k: v for k, v in m.items() if not k.endswith("_ms") and k != "ssimulacra2"}  # noqa: E731
+    filled = [untimed(cmp.fill_scores(later, i, perceptual=False)) for i in range(len(later.results))]
+    assert filled == [untimed(r.metrics) for r in now.results] == [untimed(r.metrics) for r in later.results]
+    again = cmp.compare_sides(photo, *sides, perceptual=False, cache=cache)
+    assert again.reference.metrics["ms_ssim"] == now.reference.metrics["ms_ssim"]
 
 
 class Counting:

@@ -10,6 +10,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from aecore import metrics
 from aecore.metrics import (
+    STRUCTURAL,
     blockiness,
     bpp,
     compression_ratio,
@@ -20,6 +21,7 @@ from aecore.metrics import (
     psnr,
     ssim,
     ssimulacra2,
+    structural_scores,
 )
 
 RNG = np.random.default_rng(0)
@@ -151,6 +153,9 @@ def test_evaluate_returns_plain_numbers():
     assert result["blockiness"] == pytest.approx(blockiness(decoded))
     assert result["ssimulacra2"] == ssimulacra2(ASTRONAUT, decoded)
     assert math.isnan(evaluate(ASTRONAUT, decoded, 20_000, perceptual=False)["ssimulacra2"])
+    quick = evaluate(ASTRONAUT, decoded, 20_000, perceptual=False, structural=False)
+    assert all(math.isnan(quick[k]) for k in STRUCTURAL) and quick["psnr"] == result["psnr"]
+    assert structural_scores(ASTRONAUT, decoded) == {k: result[k] for k in STRUCTURAL}
     tiny = evaluate(ASTRONAUT[:3, :7], ASTRONAUT[:3, :7], 50)
     assert tiny["psnr"] == math.inf and math.isnan(tiny["ms_ssim"]) and math.isnan(tiny["blockiness"])
     assert math.isnan(tiny["ssimulacra2"])
