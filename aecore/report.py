@@ -29,6 +29,7 @@ import platform
 import re
 import shlex
 from dataclasses import dataclass, field
+import functools
 from importlib import resources
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -169,16 +170,22 @@ def provenance(learned: str, target: Target, command: str, codecs=None) -> dict:
     """How a report was made: enough to rebuild it and to trust it."""
     codec = (codecs or get_codec)(learned)
     card = getattr(codec, "card", {}) or {}
-    libraries = {}
-    for name in LIBRARIES:
-        try:
-            libraries[name] = version(name)
-        except PackageNotFoundError:
-            libraries[name] = "not installed"
     return {"aecore": __version__, "python": platform.python_version(), "model": learned,
             "model_label": codec.label, "weights_sha256": card.get("sha256", ""),
-            "training_steps": (card.get("training") or {}).get("steps"), "libraries": libraries,
+            "training_steps": (card.get("training") or {}).get("steps"), "libraries": dict(library_versions()),
             "target": target.text, "rule": rule(target, learned), "command": command}
+
+
+@functools.cache
+def library_versions() -> dict[str, str]:
+    """The installed versions of LIBRARIES, read once per process (the Compare page asks on every run)."""
+    found = {}
+    for name in LIBRARIES:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "not installed"
+    return found
 
 
 def command_line(sources: list[str], target: Target, codecs: list[str], out: str = "report",

@@ -387,13 +387,20 @@ def zip_download(settings: dict) -> None:
              f"{cmp.LARGE_PIXELS / 1e6:g} MP unless 'Code the full image' is ticked.")
 
 
-def exports(comp: cmp.Comparison, name: str, source: str, max_pixels: int | None) -> None:
+@st.cache_data(max_entries=16, show_spinner=False)
+def export_crops(run_key: str, _comparison: cmp.Comparison) -> report.Item:
+    """The report item's zoom and block-grid crops (about 0.2 s of searching at 768x512), made once
+    per comparison; the caller puts this run's comparison in it (it is not kept here)."""
+    return dataclasses.replace(report.item_from("", _comparison), comparison=None)
+
+
+def exports(comp: cmp.Comparison, name: str, source: str, max_pixels: int | None, run_key: str) -> None:
     """The slide figure and the offline report, when the comparison follows the report's rule: one
     learned side coded on its own terms, JPEG (and any other classical side) matched to its size."""
     if (comp.learned is None or comp.reference is None or comp.mode != cmp.SAME_SIZE
             or comp.budget != comp.learned.num_bytes or sum(r.kind == "learned" for r in comp.results) != 1):
         return
-    item = report.item_from(name, comp)
+    item = dataclasses.replace(export_crops(run_key, comp), name=name, comparison=comp)
     target = report.Target(quality=comp.learned.quality)
     command = report.command_line([source], target, [r.codec for r in comp.results], max_pixels=max_pixels)
     shared.export_buttons(item, target, command, ("download_figure", "download_report"))
@@ -502,6 +509,7 @@ def main() -> None:
     table_col, side_col = st.columns([5, 2], gap="large")
     with table_col:
         st.subheader("Measured")
+        shared.settle()
         for i, r in enumerate(comp.results):
             with st.spinner(f"Scoring SSIMULACRA 2 ({i + 1} of {len(comp.results)})..."):
                 r.metrics.update(scores(run_key, i, True, comp))
@@ -519,7 +527,7 @@ def main() -> None:
         downloads(comp, views, Path(name).stem.lower().replace(" ", "_") or "image")
         zip_download(settings)
         exports(comp, name, f"sample:{name}" if source_key.startswith("sample:") else name,
-                cmp.LARGE_PIXELS if coded is not pixels else None)
+                cmp.LARGE_PIXELS if coded is not pixels else None, run_key)
     heatmaps(comp, run_key)
 
 

@@ -19,6 +19,7 @@ Session state keys that every page may read:
 from __future__ import annotations
 
 import hashlib
+import time
 
 import numpy as np
 import streamlit as st
@@ -33,7 +34,21 @@ UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "tif", "tiff", "bmp", "gif"]
 MODEL_KEY = "model"
 OPERATING_POINT_KEY = "operating_point"
 CURRENT_IMAGE_KEY = "current_image"
+# Work a moved slider would throw away (SSIMULACRA 2, heatmaps) starts once the page has
+# been still this long: a new run starts at once beside the old one, which stops only at its
+# next Streamlit call, so until then the two share the cores.
+SETTLE_SECONDS = 0.4
 _CLEARS_KEY = "image_clears"  # bumped by "Clear": a fresh key empties every page's uploader
+
+
+def settle(seconds: float = SETTLE_SECONDS) -> None:
+    """Waits `seconds` with a Streamlit call every 50 ms, so that a run superseded meanwhile (the
+    user moved a control again) stops here rather than after the slow work that follows."""
+    spot = st.empty()
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        time.sleep(0.05)
+        spot.empty()  # a message to the browser: where Streamlit stops a superseded run
 
 
 def learned_models() -> dict[str, str]:
