@@ -133,8 +133,8 @@ def to_png_bytes(pixels: np.ndarray, compress_level: int = 6) -> bytes:
 
 
 def to_lossless_bytes(pixels: np.ndarray, kind: str, **options) -> bytes:
-    """uint8 RGB or gray pixels in a lossless Pillow format ("PNG", "TIFF", "BMP", "PPM");
-    `options` go to Pillow's writer."""
+    """uint8 RGB or gray pixels in a lossless Pillow format ("PNG", "TIFF", "BMP", "PPM", or "WEBP"
+    with lossless=True); `options` go to Pillow's writer."""
     _check_pixels(pixels)
     buf = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(pixels)).save(buf, format=kind, **options)

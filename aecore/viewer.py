@@ -6,7 +6,8 @@
 Why our own: a codec comparison must show the decoded pixels exactly. The common
 Streamlit component (streamlit-image-comparison) loads its script from a CDN, so it fails
 offline, and it re-encodes both images as JPEG, which adds JPEG's own artifacts to the
-learned codec's side. Here every image is embedded as a lossless PNG data URI, and the
+learned codec's side. Here every image is embedded as a lossless data URI (WebP, PNG past
+WebP's size limit), and the
 page is plain HTML/CSS/JS with no external URL (package data: `aecore/data/slider.*`).
 
 What it does:
@@ -35,19 +36,32 @@ import re
 
 import numpy as np
 
-from .io import to_png_bytes
+from .io import to_lossless_bytes, to_png_bytes
 
 TOOLBAR_PX = 46   # the toolbar row above the picture (see .aec-toolbar in the CSS)
 MAX_ZOOM = 16     # screen pixels per image pixel at the deepest zoom
-# zlib level of the slider's PNGs: level 1 takes about 0.07 s for 768x512 where Pillow's
-# default (6) takes about 0.18 s, and on photos its files are about as small (kodim05: 801 KB
-# against 814 KB). Still lossless: only the deflate search is shorter.
+# zlib level of the PNGs: level 1 takes about 0.07 s for 768x512 where Pillow's default (6)
+# takes about 0.18 s, and on photos its files are about as small (kodim05: 801 KB against
+# 814 KB). Still lossless: only the deflate search is shorter.
 PNG_LEVEL = 1
+# The slider's pictures are lossless WebP at its fastest setting: on kodim05 617 KB in 0.05 s
+# against the level-1 PNG's 802 KB in 0.08 s, the same pixels. The slider's page is resent at
+# every step, and the browser's share of a step grows with its size. WebP stops at 16383 px.
+WEBP_MAX_SIDE = 16383
 
 
 def png_data_uri(pixels: np.ndarray) -> str:
     """A lossless `data:image/png;base64,...` URI of uint8 RGB or gray pixels."""
     return "data:image/png;base64," + base64.b64encode(to_png_bytes(pixels, PNG_LEVEL)).decode("ascii")
+
+
+def image_data_uri(pixels: np.ndarray) -> str:
+    """A lossless data URI of uint8 RGB or gray pixels: WebP (gray as equal RGB), or PNG where
+    the image is too large for WebP."""
+    if max(pixels.shape[:2]) > WEBP_MAX_SIDE:
+        return png_data_uri(pixels)
+    data = to_lossless_bytes(pixels, "WEBP", lossless=True, method=0, quality=0)
+    return "data:image/webp;base64," + base64.b64encode(data).decode("ascii")
 
 
 @dataclass(frozen=True)
@@ -60,7 +74,7 @@ class EncodedImage:
 
 
 def encode_image(pixels: np.ndarray) -> EncodedImage:
-    return EncodedImage(png_data_uri(pixels), tuple(pixels.shape[:2]))
+    return EncodedImage(image_data_uri(pixels), tuple(pixels.shape[:2]))
 
 
 def slider_html(images: dict[str, np.ndarray | EncodedImage], left: str, right: str, height: int = 560,
@@ -68,7 +82,7 @@ def slider_html(images: dict[str, np.ndarray | EncodedImage], left: str, right: 
     """The slider as one HTML document comparing `images[left]` and `images[right]`.
 
     All images must share one size (height x width); an image may come already encoded
-    (`EncodedImage`), and the others are encoded side by side on threads (zlib releases the
+    (`EncodedImage`), and the others are encoded side by side on threads (the encoders release the
     GIL). `height` is the component's total height in CSS pixels, toolbar included. With
     `original` (one of the images), a 3-up view shows it beside both sides at one zoom and place.
     """
@@ -84,7 +98,7 @@ def slider_html(images: dict[str, np.ndarray | EncodedImage], left: str, right: 
     height = max(int(height), TOOLBAR_PX + 120)
     raw = [label for label, p in images.items() if not isinstance(p, EncodedImage)]
     with ThreadPoolExecutor(max(1, len(raw))) as pool:
-        made = dict(zip(raw, pool.map(png_data_uri, [images[label] for label in raw])))
+        made = dict(zip(raw, pool.map(image_data_uri, [images[label] for label in raw])))
     uris = {label: made[label] if label in made else p.uri for label, p in images.items()}
     config = {"images": uris, "left": left, "right": right, "width": int(w), "height": int(h),
               "maxZoom": MAX_ZOOM, "original": original}

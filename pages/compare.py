@@ -22,7 +22,7 @@ from aecore.io import ImageError, load_image, to_png_bytes
 from aecore.viewer import TOOLBAR_PX, EncodedImage, encode_image, slider_html
 from pages import shared
 
-SLIDER_MAX_SIDE = 1600    # the slider's PNGs travel to the browser; 1600 px fills a wide screen
+SLIDER_MAX_SIDE = 1600    # the slider's pictures travel to the browser; 1600 px fills a wide screen
 HEATMAP_MAX_SIDE = 1000   # heatmaps are shown a third of the page wide at most
 SLIDER_WIDTH_GUESS = 980  # the slider's stage width in a wide layout on a 1440 px screen
 MIN_STAGE, MAX_STAGE = 340, 680  # the picture area's height range, in CSS pixels

@@ -11,6 +11,7 @@ from PIL import Image
 from aecore import compare as cmp, imaging
 from aecore.codecs import get_codec
 from aecore.metrics import STRUCTURAL
+from aecore import viewer
 from aecore.viewer import encode_image, slider_html
 
 
@@ -118,13 +119,25 @@ def test_slider_html_is_self_contained_and_lossless(photo):
     assert "http://" not in page and "https://" not in page
     assert 'id="aec-slider"' in page and 'class="aec-divider"' in page
     assert "JPEG &lt;q 5&gt;" in page  # labels are escaped
-    uris = re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", page)
+    uris = re.findall(r"data:image/webp;base64,([A-Za-z0-9+/=]+)", page)  # lossless WebP
     assert len(uris) == 2
     decoded = [np.asarray(Image.open(io.BytesIO(base64.b64decode(u)))) for u in uris]
     assert np.array_equal(decoded[0], photo) and np.array_equal(decoded[1], other)
     # an image encoded once beforehand (the page's original, step after step) is the same page
     assert slider_html({"Original": encode_image(photo), "JPEG <q 5>": other}, left="Original",
                        right="JPEG <q 5>", height=500) == page
+
+
+def test_slider_images_are_exact_for_gray_and_past_webps_size_limit(monkeypatch):
+    gray = np.random.default_rng(2).integers(0, 256, size=(40, 56), dtype=np.uint8)
+    uri = viewer.image_data_uri(gray)
+    assert uri.startswith("data:image/webp;base64,")
+    decoded = np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))))
+    assert all(np.array_equal(decoded[..., c], gray) for c in range(3))  # gray as equal RGB, exactly
+    monkeypatch.setattr(viewer, "WEBP_MAX_SIDE", 50)  # wider than WebP allows: PNG, still exact
+    uri = viewer.image_data_uri(gray)
+    assert uri.startswith("data:image/png;base64,")
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1])))), gray)
 
 
 def test_slider_labels_that_look_like_placeholders_stay_labels(photo):
