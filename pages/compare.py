@@ -388,10 +388,9 @@ def zip_download(settings: dict) -> None:
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def export_crops(run_key: str, _comparison: cmp.Comparison) -> report.Item:
-    """The report item's zoom and block-grid crops (about 0.2 s of searching at 768x512), made once
-    per comparison; the caller puts this run's comparison in it (it is not kept here)."""
-    return dataclasses.replace(report.item_from("", _comparison), comparison=None)
+def export_crops(run_key: str, _comparison: cmp.Comparison) -> tuple:
+    """The report item's crops (`report.crops`), made once per comparison rather than on every run."""
+    return report.crops(_comparison)
 
 
 def exports(comp: cmp.Comparison, name: str, source: str, max_pixels: int | None, run_key: str) -> None:
@@ -400,7 +399,7 @@ def exports(comp: cmp.Comparison, name: str, source: str, max_pixels: int | None
     if (comp.learned is None or comp.reference is None or comp.mode != cmp.SAME_SIZE
             or comp.budget != comp.learned.num_bytes or sum(r.kind == "learned" for r in comp.results) != 1):
         return
-    item = dataclasses.replace(export_crops(run_key, comp), name=name, comparison=comp)
+    item = report.item_from(name, comp, made=export_crops(run_key, comp))
     target = report.Target(quality=comp.learned.quality)
     command = report.command_line([source], target, [r.codec for r in comp.results], max_pixels=max_pixels)
     shared.export_buttons(item, target, command, ("download_figure", "download_report"))
