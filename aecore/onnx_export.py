@@ -109,11 +109,11 @@ def graphs(model: CompressionModel) -> dict:
     if model.decode_dtype == torch.float32:  # its streams decode in float32; older ones in bfloat16
         parts["synthesis"] = (copy.deepcopy(model.g_s).float(), "y_hat", m, ["x_hat"], LATENT_FACTOR, 1)
         parts["synthesis_bfloat16"] = (bfloat16_synthesis, "y_hat", m, ["x_hat"], LATENT_FACTOR, 1)
-    if model.arch == "hyperprior":
+    if model.coded_latents == ("y", "z"):  # a hyperprior codes y given z
         parts["hyper_analysis"] = (model.h_a, "y", m, ["z"], LATENT_FACTOR, model.stride)
         parts["hyper_synthesis"] = (EntropyParameters(model), "z_hat", n, ["mean", "scale"], model.stride,
                                     LATENT_FACTOR)
-    elif model.arch != "seed":
+    elif model.coded_latents != ("y",):
         raise ValueError(f"no ONNX export for architecture {model.arch!r}")
     return parts
 
@@ -156,11 +156,12 @@ def tables(model: CompressionModel, card: dict, name: str) -> dict:
             "symbol": "a coded value v is the symbol v + radius (values clipped to -radius..radius)",
         },
     }
-    gain_units = {"y": model.gain} if arch == "seed" else {"y": model.gain, "z": model.hyper_gain}
+    hyper = model.coded_latents == ("y", "z")
+    gain_units = {"y": model.gain, "z": model.hyper_gain} if hyper else {"y": model.gain}
     for latent, units in gain_units.items():
         doc["gains"][latent] = {"log_gain": _f32(units.log_gain.detach()),
                                 "log_inverse_gain": _f32(units.log_inverse_gain.detach())}
-    if arch == "hyperprior":
+    if hyper:
         density = model.z_density
         doc["latents"] = [
             {"name": "z", "section": 0, "factor": model.stride, "channels": model.config.channels,

@@ -69,12 +69,13 @@ GAIN_TOLERANCE = 0.5
 PRESETS: dict[str, dict[str, Schedule]] = {
     "hyperprior": {"balanced": Schedule(50), "best": Schedule(400)},
     "seed": {"balanced": Schedule(25), "best": Schedule(200)},
+    "seed-hyperprior": {"balanced": Schedule(25), "best": Schedule(200)},
 }
 # Seconds per refinement iteration per megapixel on 2 free cores (a quiet probe: about 0.19 s
 # per 768x512 iteration for the hyperprior; the seed's synthesis costs about twice as much),
 # for an expected time before the refinement starts. The effort benchmark measured 5.4 s per
 # megapixel (2.1 s per 768x512 iteration) with the 2 cores at load average 10 to 19.
-ITERATION_SECONDS = {"hyperprior": 0.5, "seed": 1.0}
+ITERATION_SECONDS = {"hyperprior": 0.5, "seed": 1.0, "seed-hyperprior": 1.0}
 
 
 def choose_presets(curve: list[dict], seconds: str = "seconds_per_image") -> dict[str, int]:

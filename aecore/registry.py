@@ -22,6 +22,7 @@ CLASSICAL_CODECS = {
 ARCHITECTURES = {
     "hyperprior": "aecore.models.hyperprior:Hyperprior",
     "seed": "aecore.models.seed:SeedAutoencoder",
+    "seed-hyperprior": "aecore.models.seed:SeedHyperprior",
 }
 
 

@@ -38,7 +38,8 @@ MS_SSIM_MIN_SIDE = WINDOW * 2 ** (len(MS_SSIM_WEIGHTS) - 1)
 @dataclass
 class TrainConfig:
     data: str                                 # folder of training images
-    model: str = "hyperprior"                 # architecture of a new model
+    model: str = "hyperprior"                 # architecture of a new model (seed-hyperprior with --init
+                                              # seed: the seed's transforms with a new hyperprior)
     out: str = "hyperprior"                   # weights name to export
     init: str | None = None                   # start from these named weights instead of scratch
     steps: int = 20000                        # training steps of the whole run
@@ -293,6 +294,8 @@ def train(cfg: TrainConfig, progress=None, clock=time.monotonic) -> dict:
         model, init_card = weights_mod.load(cfg.init)
         if model.config.depth < cfg.depth and hasattr(model, "deepened"):
             model = model.deepened(cfg.depth)  # the same function, room to learn more
+        if model.arch == "seed" and cfg.model == "seed-hyperprior":
+            model = model.with_hyperprior()  # the trained transforms, a new entropy model for their latent
         model.train()
     else:
         model = build_model(new_model_config(cfg))

@@ -206,7 +206,7 @@ def decode(folder: Path, data: bytes) -> np.ndarray:
     padded = (-(-stream["height"] // stride) * stride, -(-stream["width"] // stride) * stride)
     shape = lambda latent: (latent["channels"], padded[0] // latent["factor"], padded[1] // latent["factor"])  # noqa: E731
     y = latents["y"]
-    if doc["arch"] == "hyperprior":
+    if "z" in latents:  # a hyperprior: z first, then y given the means and scales z predicts
         z = latents["z"]
         z_symbols = decode_factorized(stream["sections"][z["section"]], z, shape(z), [categorical(p) for p in z["pmf"]])
         z_hat = (z_symbols.astype(np.float32) * gains(doc["gains"]["z"]["log_inverse_gain"], q))[None]

@@ -12,12 +12,14 @@ from aecore import weights
 from aecore.models import ModelConfig, build_model
 
 TINY = {"tiny-hyper": ModelConfig(arch="hyperprior", channels=8, latent_channels=12),
-        "tiny-seed": ModelConfig(arch="seed", channels=8, latent_channels=12, depth=2)}  # as shipped
+        "tiny-seed": ModelConfig(arch="seed", channels=8, latent_channels=12, depth=2)}
+# every architecture, for the model-level tests (the app's tests take the two above)
+TINY_MODELS = {**TINY, "tiny-seedhp": ModelConfig(arch="seed-hyperprior", channels=8, latent_channels=12, depth=2)}
 
 
 def make_tiny(name: str, seed: int = 0):
     torch.manual_seed(seed)
-    model = build_model(TINY[name])
+    model = build_model(TINY_MODELS[name])
     with torch.no_grad():  # larger latents than a fresh init, so streams carry real symbols
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.02)

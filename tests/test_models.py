@@ -5,10 +5,10 @@ import torch
 from aecore.models import ModelConfig, build_model
 from aecore.models.entropy import (SCALE_TABLE, FactorizedDensity, GaussianConditional, SymbolReader, SymbolWriter,
                                    categorical, gaussian_tables, scale_indexes)
-from tests.conftest import TINY, make_tiny
+from tests.conftest import TINY_MODELS, make_tiny
 
 
-@pytest.mark.parametrize("name", sorted(TINY))
+@pytest.mark.parametrize("name", sorted(TINY_MODELS))
 def test_forward_shapes_and_likelihoods(name):
     model = make_tiny(name).train()
     x = torch.rand(2, 3, 64, 128)
@@ -18,7 +18,7 @@ def test_forward_shapes_and_likelihoods(name):
         assert lik.dtype == torch.float32 and (lik > 0).all() and (lik <= 1).all()
 
 
-@pytest.mark.parametrize("name", sorted(TINY))
+@pytest.mark.parametrize("name", sorted(TINY_MODELS))
 def test_coded_size_matches_model_rate(name):
     """The entropy coder spends what the model's likelihoods promise (within table rounding)."""
     model = make_tiny(name)
@@ -31,7 +31,7 @@ def test_coded_size_matches_model_rate(name):
     assert 0.9 * ideal_bits < coded_bits < 1.15 * ideal_bits + 64 * 8
 
 
-@pytest.mark.parametrize("name", sorted(TINY))
+@pytest.mark.parametrize("name", sorted(TINY_MODELS))
 @pytest.mark.parametrize("size", [(1, 1), (3, 7), (65, 129)])
 def test_decompress_matches_encoder_reconstruction(name, size):
     model = make_tiny(name)
@@ -47,7 +47,7 @@ def test_decompress_matches_encoder_reconstruction(name, size):
     torch.testing.assert_close(x_hat, expected, atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("name", sorted(TINY))
+@pytest.mark.parametrize("name", sorted(TINY_MODELS))
 def test_decode_identical_across_thread_counts(name):
     model = make_tiny(name)
     x = torch.rand(1, 3, 96, 80)
@@ -183,7 +183,7 @@ def test_unknown_architecture_lists_known():
         build_model(ModelConfig(arch="nope"))
 
 
-@pytest.mark.parametrize("name", sorted(TINY))
+@pytest.mark.parametrize("name", sorted(TINY_MODELS))
 def test_tiled_transforms_match_whole_image(name, monkeypatch):
     """Tiles with context join without seams: the same latents and pixels as one pass."""
     import aecore.models.base as base
@@ -203,7 +203,7 @@ def test_tiled_transforms_match_whole_image(name, monkeypatch):
         assert diff.max() < 5e-3 and diff.mean() < 1e-5
 
 
-@pytest.mark.parametrize("name", sorted(TINY))
+@pytest.mark.parametrize("name", sorted(TINY_MODELS))
 def test_analysis_reach_bounds_what_a_latent_depends_on(name):
     """`analysis_reach` (which sets the analysis tiles' context) against autograd: the input pixels
     one latent's value depends on lie within it; for the hyperprior (smooth GDN, no pooling that
@@ -258,6 +258,33 @@ def test_training_from_seed_weights_with_more_depth_deepens_them(tmp_path, photo
     assert card["config"]["depth"] == 2
     model, _ = weights.load("deeper")
     assert model.config.depth == 2 and len(model.g_a) > 13
+
+
+def test_a_seed_with_a_hyperprior_keeps_its_transforms_and_trains_from_seed_weights(tmp_path, photo, monkeypatch):
+    """`--model seed-hyperprior --init SEED` keeps the trained transforms and gains: the same y,
+    and on the integer grid the same picture; only the entropy model that codes y is new."""
+    from PIL import Image
+    from aecore import weights
+    from aecore.train import TrainConfig, train
+    seed = make_tiny("tiny-seed")
+    both = seed.with_hyperprior().eval()
+    assert both.arch == "seed-hyperprior" and both.margin == seed.margin and both.decode_dtype == torch.float32
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        y = seed.analysis(x) * seed.gain.gain(torch.tensor([4.0]))
+        torch.testing.assert_close(both.analysis(x) * both.gain.gain(torch.tensor([4.0])), y)
+        grid = torch.round(y) * seed.gain.inverse_gain(torch.tensor([4.0]))
+        torch.testing.assert_close(both.synthesis(grid, dtype=torch.float32), seed.synthesis(grid, dtype=torch.float32))
+    monkeypatch.setenv("AECORE_USER_WEIGHTS", str(tmp_path / "w"))
+    weights.save(seed, "tiny-seed", tmp_path / "w")
+    (tmp_path / "img").mkdir()
+    Image.fromarray(np.ascontiguousarray(photo[:80, :80])).save(tmp_path / "img" / "a.png")
+    card = train(TrainConfig(data=str(tmp_path / "img"), init="tiny-seed", model="seed-hyperprior", out="seedhp",
+                             steps=2, batch_size=1, crop=64, run_dir=str(tmp_path / "run"),
+                             weights_dir=str(tmp_path / "w")))
+    assert card["config"]["arch"] == "seed-hyperprior"
+    trained, _ = weights.load("seedhp")
+    assert isinstance(trained, type(both)) and trained.config.depth == 2
 
 
 def test_gaussian_tables_code_as_scipys_ndtr_tables_do():

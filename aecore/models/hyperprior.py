@@ -33,9 +33,7 @@ class Hyperprior(CompressionModel):
     def __init__(self, config: ModelConfig):
         super().__init__(config)
         n, m = config.channels, config.latent_channels
-        self.g_a = nn.Sequential(conv(3, n), GDN(n), conv(n, n), GDN(n), conv(n, n), GDN(n), conv(n, m))
-        self.g_s = nn.Sequential(deconv(m, n), GDN(n, inverse=True), deconv(n, n), GDN(n, inverse=True),
-                                 deconv(n, n), GDN(n, inverse=True), deconv(n, 3))
+        self.g_a, self.g_s = self.transforms(config)
         self.h_a = nn.Sequential(conv(m, n, 3, 1), nn.LeakyReLU(inplace=True), conv(n, n),
                                  nn.LeakyReLU(inplace=True), conv(n, n))
         self.h_s = nn.Sequential(deconv(n, n), nn.LeakyReLU(inplace=True), deconv(n, m),
@@ -44,6 +42,15 @@ class Hyperprior(CompressionModel):
         self.hyper_gain = self.gain_units(n)
         self.z_density = FactorizedDensity(n, config.z_radius)
         self.y_conditional = GaussianConditional()
+
+    @staticmethod
+    def transforms(config: ModelConfig) -> tuple[nn.Sequential, nn.Sequential]:
+        """(g_a, g_s): four stride-2 convolutions with GDN down, their transposes with IGDN up."""
+        n, m = config.channels, config.latent_channels
+        g_a = nn.Sequential(conv(3, n), GDN(n), conv(n, n), GDN(n), conv(n, n), GDN(n), conv(n, m))
+        g_s = nn.Sequential(deconv(m, n), GDN(n, inverse=True), deconv(n, n), GDN(n, inverse=True),
+                            deconv(n, n), GDN(n, inverse=True), deconv(n, 3))
+        return g_a, g_s
 
     def entropy_parameters(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mean, scale = self.h_s(z_hat.float()).chunk(2, dim=1)
@@ -73,10 +80,12 @@ class Hyperprior(CompressionModel):
 
     def analyse(self, x: torch.Tensor, quality: float, stages: bool = False,
                 latents: dict | None = None, analysed: torch.Tensor | None = None) -> Analysis:
-        """z (factorized) then y (Gaussian given z): the order the decoder reads them."""
+        """z (factorized) then y (Gaussian given z): the order the decoder reads them;
+        `stages`: the encoder's maps after each max-pooling (the seed's transforms have them)."""
         q = self.quality_tensor(quality, 1)
+        maps = [] if stages else None
         if latents is None:
-            y = (self.analysis(x) if analysed is None else analysed) * self.gain.gain(q)
+            y = (self.analysis(x, maps) if analysed is None else analysed) * self.gain.gain(q)
             z = self.h_a(y) * self.hyper_gain.gain(q)
         else:
             y, z = latents["y"], latents["z"]
@@ -84,7 +93,7 @@ class Hyperprior(CompressionModel):
         mean, scale = self.entropy_parameters(z_symbols * self.hyper_gain.inverse_gain(q))
         return Analysis([Latent("z", self.stride, z, z_symbols, self.z_density),
                          Latent("y", LATENT_FACTOR, y, torch.round(y - mean), self.y_conditional,
-                                {"mean": mean, "scale": scale})])
+                                {"mean": mean, "scale": scale})], maps or [])
 
     def relaxed(self, latents: dict, quality: float, rounding,
                 dtype: torch.dtype = torch.bfloat16) -> tuple[torch.Tensor, torch.Tensor]:
