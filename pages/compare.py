@@ -29,6 +29,7 @@ MIN_STAGE, MAX_STAGE = 340, 680  # the picture area's height range, in CSS pixel
 SETTINGS = {"Quality": cmp.QUALITY, "Same size as the other side": cmp.SAME_AS_OTHER,
             "Target size": cmp.TARGET_SIZE}
 NO_EXTRA = "none"
+SCORED_RUNS_KEY = "compare_scored_runs"  # this session's comparisons whose SSIMULACRA 2 is cached
 WIN_STYLE = "background-color: rgba(33, 195, 84, 0.16); font-weight: 700; color: #177233"
 
 
@@ -508,10 +509,13 @@ def main() -> None:
     table_col, side_col = st.columns([5, 2], gap="large")
     with table_col:
         st.subheader("Measured")
-        shared.settle()
+        scored_runs = st.session_state.setdefault(SCORED_RUNS_KEY, set())
+        if run_key not in scored_runs:  # scored before: cached, nothing to wait for
+            shared.settle()
         for i, r in enumerate(comp.results):
             with st.spinner(f"Scoring SSIMULACRA 2 ({i + 1} of {len(comp.results)})..."):
                 r.metrics.update(scores(run_key, i, True, comp))
+        scored_runs.add(run_key)
         st.table(metrics_table(comp.results))
         st.caption("Highlighted: the better value in each row. SSIMULACRA 2 is a perceptual score: 90 is "
                    "visually lossless, 70 high, 50 medium, 30 low quality. Blockiness measures the 8×8 grid: "

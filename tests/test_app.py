@@ -90,6 +90,21 @@ def test_quality_slider_reruns(app):
     assert after["quality"] == 7.5 and before["quality"] != 7.5
 
 
+def test_the_settle_before_ssimulacra2_waits_only_for_work_not_done_yet(app, monkeypatch):
+    """Back at a quality scored before, the scores come from the cache: no pause for them."""
+    from pages import shared
+    waits = []
+    monkeypatch.setattr(shared, "settle", lambda: waits.append(1))
+    at = run_compare(app)
+    first = len(waits)
+    assert first >= 1
+    at.slider(key="quality").set_value(7.5).run()
+    assert len(waits) == first + 1
+    at.slider(key="quality").set_value(4.0).run()
+    at.slider(key="quality").set_value(7.5).run()
+    assert not at.exception and not at.error and len(waits) == first + 2  # 4.0 was new, 7.5 not
+
+
 def test_same_size_mode_and_jpeg_quality_mode(app):
     at = run_compare(app, model="tiny-seed")
     assert (at.selectbox(key="left_codec").value, at.selectbox(key="right_codec").value) == ("tiny-seed", "jpeg")
