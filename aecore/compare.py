@@ -221,19 +221,28 @@ class ResultCache:
                 kept = self._analyses[key] = {}
             return kept
 
+    @staticmethod
+    def _bytes(entry) -> int:
+        """What one entry holds: a result's file and decoded pixels, a file, or an analysis."""
+        if isinstance(entry, CodecResult):
+            return entry.decoded.nbytes + len(entry.data)
+        if isinstance(entry, dict):
+            return entry["analysis"].nbytes if "analysis" in entry else 0
+        return len(entry)
+
     def held_bytes(self) -> int:
         with self._lock:
-            return (sum(r.decoded.nbytes + len(r.data) for r in self._results.values())
-                    + sum(map(len, self._files.values()))
-                    + sum(k["analysis"].nbytes for k in self._analyses.values() if "analysis" in k))
+            return sum(self._bytes(e) for store in (self._results, self._files, self._analyses)
+                       for e in store.values())
 
     def trim(self) -> None:
         """Drops the least recently used entries until what is held fits `max_bytes` (compare_sides
         calls it once the analyses a comparison filled in count)."""
         with self._lock:
+            held = self.held_bytes()
             for store in (self._results, self._files, self._analyses):
-                while store and self.held_bytes() > self.max_bytes:
-                    store.popitem(last=False)
+                while store and held > self.max_bytes:
+                    held -= self._bytes(store.popitem(last=False)[1])
 
 
 class _Remembered:
