@@ -81,12 +81,14 @@ def test_graphs_reproduce_pytorch(exported, name, size):
     seed = name == "seed"
     assert_bfloat16_close(run(folder, "analysis", x)[0], y.numpy(), *((6, 0.6) if seed else (3, 0.2)))
     assert x_hat.shape[-2:] == x.shape[-2:]
+    hyper = {"analysis", "synthesis", "hyper_analysis", "hyper_synthesis"}
     if name == "seed":  # its streams decode in float32; those made before in bfloat16
-        assert set(doc["graphs"]) == {"analysis", "synthesis", "synthesis_bfloat16"}
+        assert set(doc["graphs"]) == hyper | {"synthesis_bfloat16"}
         np.testing.assert_allclose(run(folder, "synthesis", y_hat)[0], x_hat_decoded.numpy(), rtol=0, atol=1e-4)
         assert_bfloat16_close(run(folder, "synthesis_bfloat16", y_hat)[0], x_hat.numpy(), 4, 0.1)
-        return
-    assert_bfloat16_close(run(folder, "synthesis", y_hat)[0], x_hat.numpy(), 2, 0.1)
+    else:
+        assert set(doc["graphs"]) == hyper
+        assert_bfloat16_close(run(folder, "synthesis", y_hat)[0], x_hat.numpy(), 2, 0.1)
     with fixed_threads(), torch.inference_mode():
         z = model.h_a(y_g)
         z_hat = torch.round(z * model.hyper_gain.gain(q)) * model.hyper_gain.inverse_gain(q)
@@ -119,9 +121,12 @@ def test_tables_are_the_coders(exported):
     gains = np.array(doc["gains"]["z"]["log_inverse_gain"], dtype=np.float32)
     assert gains.tobytes() == model.hyper_gain.log_inverse_gain.detach().numpy().tobytes()
     assert doc["weights_sha256"] == weights.load("hyperprior")[1]["sha256"]
-    seed_model, _, _, seed_doc = exported["seed"]
-    (y_seed,) = seed_doc["latents"]
-    np.testing.assert_array_equal(np.array(y_seed["pmf"]), seed_model.y_density.pmf_table(seed_model.y_density.radius))
+    seed_model, _, seed_files, seed_doc = exported["seed"]  # the seed's transforms with a hyperprior
+    assert [(latent["name"], latent["entropy_model"]) for latent in seed_doc["latents"]] == [
+        ("z", "factorized"), ("y", "gaussian_conditional")]
+    assert {"hyper_analysis.onnx", "hyper_synthesis.onnx", "synthesis_bfloat16.onnx"} <= set(seed_files)
+    z_seed = seed_doc["latents"][0]
+    np.testing.assert_array_equal(np.array(z_seed["pmf"]), seed_model.z_density.pmf_table(seed_model.z_density.radius))
 
 
 def test_command_line_names_unknown_weights(tmp_path, capsys):
@@ -163,8 +168,10 @@ def test_script_decodes_a_real_stream_as_aecore_does(exported, tmp_path, name, q
     assert header.float32_synthesis == (name == "seed")
     streams = [(data, 1, 0.01)]
     if name == "seed":  # the seed's ten convolutions carry bfloat16's last-bit differences further
+        # (to 8-16% of the pixels, by a grey level or two, on latents shifted off the integer grid by
+        # the means; how many depends on the CPU's bfloat16 kernels)
         older = bitstream.pack(bitstream.Header(**{**header.__dict__, "float32_synthesis": False}), sections)
-        streams.append((older, 4, 0.03))
+        streams.append((older, 4, 0.25))
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     for stream, bound, share in streams:
         (tmp_path / "a.aec").write_bytes(stream)
