@@ -21,7 +21,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from streamlit.runtime.scriptrunner import add_script_run_ctx, get_script_run_ctx
 
-from aecore import anchors, rd, rd_chart, weights
+from aecore import anchors, compare as cmp, rd, rd_chart, weights
 from aecore.rd_chart import published_kin
 from aecore.codecs import classical_names, learned_names
 from aecore.io import sample_images
@@ -30,9 +30,11 @@ from pages import shared
 THIS_IMAGE, IMAGE_SET, KODAK = "This image", "A set of images", "Kodak benchmark"
 SCOPES = [THIS_IMAGE, IMAGE_SET, KODAK]
 ANCHOR = "jpeg"
-# The interactive sweep: each learned model's trained levels, and 10 classical qualities
-# (the benchmark sweeps 19): enough points for a smooth curve and a BD-rate, in seconds.
+# The interactive sweep: 10 classical qualities (the benchmark sweeps 19) and every other
+# trained level of a learned model, its top included (the benchmark sweeps each; a learned
+# point costs about ten classical ones): enough for a smooth curve and a BD-rate, in seconds.
 CLASSICAL_QUALITIES = [5, 10, 20, 30, 40, 50, 60, 70, 80, 90]
+LEARNED_LEVEL_STEP = 2
 # Larger photos are swept on a copy of at most this many pixels: ~60 encodes each.
 MAX_PIXELS = 1_000_000
 # Published curves shown until the user picks others: the classical anchors and the
@@ -52,17 +54,27 @@ NOT_PUBLISHED = "not published"
 # -- measuring ------------------------------------------------------------------------------
 
 @st.cache_data(max_entries=20_000, show_spinner=False)
-def measure(image_key: str, _image, codec: str, stamp: str, quality: float, perceptual: bool) -> dict:
+def measure(image_key: str, _image, codec: str, stamp: str, quality: float, perceptual: bool,
+            _kept: cmp.ResultCache | None = None) -> dict:
     """One rate-distortion point: `codec` at `quality` on the image (keyed by its hash, not its pixels).
 
     `stamp` changes when learned weights are replaced, so fine-tuned weights are measured afresh;
-    `perceptual` also scores SSIMULACRA 2.
+    `perceptual` also scores SSIMULACRA 2. `_kept` (this session's) holds a learned model's
+    analysis of the image for its other qualities (`LearnedCodec.reusing`): the same bytes and
+    the whole encode's time, with one analysis per image instead of one per point.
     """
-    return rd.sweep({image_key: _image}, {codec: [quality]}, perceptual=perceptual)[0]
+    coder = shared.codec(codec)
+    if _kept is not None and coder.kind == "learned":
+        coder = coder.reusing(_kept)
+    return rd.point(coder, image_key, _image, quality, perceptual)
 
 
 def qualities(codec: str) -> list[float]:
-    return rd.sweep_qualities(codec) if codec in learned_names() else CLASSICAL_QUALITIES
+    """A learned model's levels 1, 1 + LEARNED_LEVEL_STEP, ... and its top; CLASSICAL_QUALITIES."""
+    if codec not in learned_names():
+        return CLASSICAL_QUALITIES
+    levels = rd.sweep_qualities(codec)
+    return sorted(set(levels[::LEARNED_LEVEL_STEP]) | {levels[-1]})
 
 
 def sweep(images: dict[str, tuple[str, object]], codecs: list[str], metric: str = "ms_ssim_db",
@@ -78,7 +90,9 @@ def sweep(images: dict[str, tuple[str, object]], codecs: list[str], metric: str 
             for q in qualities(codec)]
     stamps = {c: weights.stamp(c) for c in codecs}
     perceptual = metric == "ssimulacra2"
-    calls = [lambda key=key, pixels=pixels, codec=codec, q=q: measure(key, pixels, codec, stamps[codec], q, perceptual)
+    kept = st.session_state.setdefault("rd_kept", cmp.ResultCache())  # this session's own, never shared
+    calls = [lambda key=key, pixels=pixels, codec=codec, q=q: measure(key, pixels, codec, stamps[codec], q, perceptual,
+                                                                      kept)
              for _, key, pixels, codec, q in plan]
     left = {c: sum(p[3] == c for p in plan) for c in order}
     ctx = get_script_run_ctx()  # the worker threads belong to this session's run (caches, no warnings)
@@ -93,6 +107,7 @@ def sweep(images: dict[str, tuple[str, object]], codecs: list[str], metric: str 
         if live is not None and not left[codec]:
             live(sorted(rows, key=lambda r: (codecs.index(r["codec"]), r["quality"])))
     bar.empty()
+    kept.trim()  # the analyses filled in during the sweep count now
     return sorted(rows, key=lambda r: (codecs.index(r["codec"]), list(images).index(r["image"]), r["quality"]))
 
 
@@ -131,7 +146,7 @@ def shrunk(key: str, pixels) -> tuple[str, object]:
 def pick_codecs() -> list[str]:
     options = learned_names() + classical_names()
     return st.multiselect("Codecs", options, default=rd.default_codecs(), key="rd_codecs", format_func=label,
-                          help="Learned models at each of their trained levels; classical codecs at 10 qualities. "
+                          help="Learned models at every other trained level and their top; classical codecs at 10 qualities. "
                                "JPEG is the reference of the BD-rate table. Fine-tuned models can be added here.")
 
 
