@@ -28,7 +28,7 @@ keeps its previous result).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 import math
 import time
 
@@ -45,14 +45,17 @@ class Cancelled(Exception):
 
 @dataclass(frozen=True)
 class Schedule:
-    """`iterations` Adam steps at `lr`; soft-rounding temperature tau_start * exp(-decay * t)."""
+    """`iterations` Adam steps at `lr`; the soft-rounding temperature falls from `tau_start` by
+    `anneal` e-folds over the whole schedule, tau_start * exp(-anneal * t / iterations): a short
+    schedule anneals as far as a long one (40 iterations annealed so gain -4.7% by PSNR on the
+    hyperprior, where the first 40 of a 380-iteration schedule gain -1.9%)."""
     iterations: int
-    decay: float = 0.004
+    anneal: float = 1.52
     lr: float = 0.01
     tau_start: float = 0.5
 
     def temperature(self, t: int) -> float:
-        return self.tau_start * math.exp(-self.decay * t)
+        return self.tau_start * math.exp(-self.anneal * t / max(1, self.iterations))
 
 
 # The presets' rule (`choose_presets`, run by benchmarks/effort.py on the measured curve of
@@ -60,22 +63,22 @@ class Schedule:
 # iteration count with the best BD-rate by PSNR among those within its time budget on 2 free
 # cores, or the fewest iterations within GAIN_TOLERANCE points of that (a flat curve buys
 # nothing). The seconds are those of a quiet machine (ITERATION_SECONDS): a busy one's are
-# several times longer. Hyperprior, 2 Kodak crops, qualities 1, 3, 5, 8 (benchmarks/results/
-# effort.json): 50 iterations -2.1%, 100 -5.8%, 200 -7.6%, 400 -8.3%; at 0.2 s per iteration
-# 50 fit in 10 s and 400 in 90 s, and 400 gains 0.7 points over 200, so balanced 50, best 400.
-# The seed's (half the iterations for its twice as costly synthesis) are not measured yet.
+# several times longer. Measured on 2 whole Kodak images at qualities 1, 3, 5, 8 on the quiet
+# 2 cores (benchmarks/results/effort.json, effort_seed.json): the hyperprior 40 iterations
+# -1.9%, 100 -7.0%, 200 -9.5%, 380 -10.2% (9.8 and 89.4 s measured for 40 and 380), so
+# balanced 40, best 380; the seed 25 iterations -18.0%, 100 -40.8%, 240 -62.7% (its weak
+# analysis transform leaves the most to refine; 10.1 and 89.6 s), so balanced 25, best 240.
 BUDGET_SECONDS = {"balanced": 10.0, "best": 90.0}
 GAIN_TOLERANCE = 0.5
 PRESETS: dict[str, dict[str, Schedule]] = {
-    "hyperprior": {"balanced": Schedule(50), "best": Schedule(400)},
-    "seed": {"balanced": Schedule(25), "best": Schedule(200)},
-    "seed-hyperprior": {"balanced": Schedule(25), "best": Schedule(200)},
+    "hyperprior": {"balanced": Schedule(40), "best": Schedule(380)},
+    "seed": {"balanced": Schedule(25), "best": Schedule(240)},
+    "seed-hyperprior": {"balanced": Schedule(25), "best": Schedule(240)},
 }
-# Seconds per refinement iteration per megapixel on 2 free cores (a quiet probe: about 0.19 s
-# per 768x512 iteration for the hyperprior; the seed's synthesis costs about twice as much),
-# for an expected time before the refinement starts. The effort benchmark measured 5.4 s per
-# megapixel (2.1 s per 768x512 iteration) with the 2 cores at load average 10 to 19.
-ITERATION_SECONDS = {"hyperprior": 0.5, "seed": 1.0, "seed-hyperprior": 1.0}
+# Seconds per refinement iteration per megapixel on 2 free cores (the same runs' slopes: 0.235 s
+# per 768x512 iteration for the hyperprior, 0.372 s for the seed, whose synthesis is costlier),
+# for an expected time before the refinement starts.
+ITERATION_SECONDS = {"hyperprior": 0.6, "seed": 0.95, "seed-hyperprior": 0.95}
 
 
 def choose_presets(curve: list[dict], seconds: str = "seconds_per_image") -> dict[str, int]:
@@ -131,7 +134,6 @@ class Refined:
     fast_loss: float                 # the same for the analysis transform's latents
     iterations: int
     seconds: float
-    snapshots: dict = field(default_factory=dict)  # iteration -> latents, where asked for
 
 
 def rd_loss(model: CompressionModel, x: torch.Tensor, quality: float, latents: dict, rounding,
@@ -145,13 +147,12 @@ def rd_loss(model: CompressionModel, x: torch.Tensor, quality: float, latents: d
 
 
 def refine(model: CompressionModel, x: torch.Tensor, quality: float, schedule: Schedule,
-           progress=None, cancel=None, seed: int = 0, snapshots=()) -> Refined:
+           progress=None, cancel=None, seed: int = 0) -> Refined:
     """Refines, then codes, the latents of one image x (1, 3, h, w) in [0, 1] at `quality`.
 
     `progress(done, total)` is called after every iteration; `cancel` is anything with
     `is_set()` (a threading.Event) and raises `Cancelled` once set. `seed` fixes the
-    annealing's noise, so a refinement is reproducible; `snapshots` lists iterations at which
-    to keep a copy of the latents (the effort benchmark codes each one).
+    annealing's noise, so a refinement is reproducible.
     """
     t0 = time.perf_counter()
     start = analysed(model, x, quality)
@@ -159,7 +160,6 @@ def refine(model: CompressionModel, x: torch.Tensor, quality: float, schedule: S
     latents = {k: start[k].clone().requires_grad_(True) for k in names}
     optimizer = torch.optim.Adam(latents.values(), lr=schedule.lr)
     generator = torch.Generator().manual_seed(seed)
-    kept = {}
     for t in range(schedule.iterations):
         if cancel is not None and cancel.is_set():
             raise Cancelled(f"refinement cancelled after {t} of {schedule.iterations} iterations")
@@ -169,8 +169,6 @@ def refine(model: CompressionModel, x: torch.Tensor, quality: float, schedule: S
         for v, g in zip(latents.values(), grads):
             v.grad = g
         optimizer.step()
-        if t + 1 in snapshots:
-            kept[t + 1] = {k: v.detach().clone() for k, v in latents.items()}
         if progress is not None:
             progress(t + 1, schedule.iterations)
     refined = {k: v.detach() for k, v in latents.items()}
@@ -178,7 +176,7 @@ def refine(model: CompressionModel, x: torch.Tensor, quality: float, schedule: S
     best, loss, x_hat, fast_loss = better(model, x, quality, refined, fast)
     return Refined(sections=model.compress(x, quality, latents=best), x_hat=x_hat[..., :x.shape[-2], :x.shape[-1]],
                    latents=best, loss=loss, fast_loss=fast_loss, iterations=schedule.iterations,
-                   seconds=time.perf_counter() - t0, snapshots=kept)
+                   seconds=time.perf_counter() - t0)
 
 
 def analysed(model: CompressionModel, x: torch.Tensor, quality: float) -> dict:

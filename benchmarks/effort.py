@@ -5,13 +5,11 @@
     python benchmarks/effort.py DIR --models hyperprior,seed
     python benchmarks/effort.py DIR --images 2 --crop 256x256 --iterations 0,25,50,100,200   # a busy machine
 
-For each model, image and quality: one refinement of the longest count, with the latents
-kept at every shorter count (the annealing schedule depends on the iteration only, so the
-latents after 50 of 400 iterations are those of a 50-iteration run). Each count's latents are
-coded as `encode` codes them (the refined or the analysis transform's, whichever the model
-estimates better) into a real .aec stream, decoded by the plain decoder, and scored.
-Seconds for a count: the refinement's clock at that iteration plus that stream's coding;
-count 0 is the fast encode. BD-rate is against count 0 (the fast encoder) over the mean
+For each model, image and quality: one refinement per count, as `encode` runs it (each
+schedule anneals over its own length, `refine.Schedule`), coded into a real .aec stream (the
+refined latents or the analysis transform's, whichever the model estimates better), decoded
+by the plain decoder and scored. Seconds for a count: its refinement and coding; count 0 is
+the fast encode. BD-rate is against count 0 (the fast encoder) over the mean
 curve per quality, by PSNR and MS-SSIM (dB). Writes benchmarks/results/effort.json (with the
 load average before and after: on a busy machine the seconds are several times a quiet one's)
 and prints a table and the presets the rule in `aecore.refine` picks.
@@ -61,20 +59,11 @@ def measure_image(codec, image: np.ndarray, quality: float, counts: list[int]) -
     t0 = time.perf_counter()
     fast = codec.encode(image, q)
     rows.append(row(0, fast, time.perf_counter() - t0))
-    longest = max(counts)
-    if longest == 0:
-        return rows
-    stamps = {}
-    t0 = time.perf_counter()
-    refined = refine.refine(model, x, q, refine.Schedule(longest), snapshots=set(counts),
-                            progress=lambda done, total: stamps.__setitem__(done, time.perf_counter() - t0))
-    start = refine.analysed(model, x, q)
-    for n in sorted(c for c in counts if c > 0):
-        t1 = time.perf_counter()
-        latents = refine.better(model, x, q, refined.snapshots[n], start)[0]
-        data = codec.stream(model.compress(x, q, latents=latents), h, w, q, image.ndim == 2)
-        coding = time.perf_counter() - t1
-        rows.append(row(n, data, stamps[n] + coding))
+    for n in sorted(c for c in counts if c > 0):  # each count its own schedule: each anneals over its length
+        t0 = time.perf_counter()
+        refined = refine.refine(model, x, q, refine.Schedule(n))
+        data = codec.stream(refined.sections, h, w, q, image.ndim == 2)
+        rows.append(row(n, data, time.perf_counter() - t0))
     return rows
 
 

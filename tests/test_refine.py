@@ -22,7 +22,7 @@ def test_refined_stream_decodes_bit_exactly_with_the_plain_decoder_and_lowers_th
     codec = get_codec(name)
     img = _image()
     x = torch.tensor(img).permute(2, 0, 1)[None].float().div(255)
-    r = refine.refine(codec.model, x, 4.0, refine.Schedule(15, decay=0.05), seed=0)
+    r = refine.refine(codec.model, x, 4.0, refine.Schedule(15, anneal=0.75), seed=0)
     assert r.loss < r.fast_loss
     decoded = codec.decode(codec.stream(r.sections, 64, 64, 4.0, False))
     predicted = r.x_hat[0].clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).numpy()
@@ -40,7 +40,7 @@ def test_refinement_runs_the_copies_a_decode_made_in_inference_mode():
                 model.fast_copy(model.g_s, dtype)
             model.prepare_coding()
         x = torch.tensor(_image(size=32)).permute(2, 0, 1)[None].float().div(255)
-        r = refine.refine(model, x, 4.0, refine.Schedule(2, decay=0.05), seed=0)
+        r = refine.refine(model, x, 4.0, refine.Schedule(2, anneal=0.1), seed=0)
         assert r.sections
     finally:
         model._copies.clear()
@@ -70,3 +70,14 @@ def test_codec_effort_makes_a_stream_the_plain_decoder_reads():
     assert codec.decode(data).shape == img.shape
     with pytest.raises(ValueError, match="unknown effort 'max'"):
         codec.encode(img, 3.0, effort="max")
+
+
+def test_every_schedule_anneals_over_its_own_length():
+    """A short schedule ends as cold as a long one: the temperature falls by `anneal` e-folds
+    over the whole run, whatever its length, from tau_start at the first iteration."""
+    for n in (25, 40, 380):
+        s = refine.Schedule(n)
+        assert s.temperature(0) == s.tau_start
+        assert s.temperature(n) == pytest.approx(s.tau_start * np.exp(-s.anneal))
+        assert s.temperature(n // 2) == pytest.approx(s.tau_start * np.exp(-s.anneal / 2), rel=0.05)
+    assert refine.Schedule(40).temperature(20) < refine.Schedule(380).temperature(20)
