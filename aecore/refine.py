@@ -65,9 +65,9 @@ class Schedule:
 # nothing). The seconds are those of a quiet machine (ITERATION_SECONDS): a busy one's are
 # several times longer. Measured on 2 whole Kodak images at qualities 1, 3, 5, 8 on the quiet
 # 2 cores (benchmarks/results/effort.json, effort_seed.json): the hyperprior 40 iterations
-# -1.9%, 100 -7.0%, 200 -9.5%, 380 -10.2% (9.8 and 89.4 s measured for 40 and 380), so
-# balanced 40, best 380; the seed 25 iterations -18.0%, 100 -40.8%, 240 -62.7% (its weak
-# analysis transform leaves the most to refine; 10.1 and 89.6 s), so balanced 25, best 240.
+# -4.7%, 380 -10.2% (9.5 and 86.6 s; the gain flattens past 200), so balanced 40, best 380; the
+# seed 25 iterations -32.4%, 240 -65.1% (9.3 and 81.9 s; its weak analysis transform leaves the
+# most to refine), so balanced 25, best 240.
 BUDGET_SECONDS = {"balanced": 10.0, "best": 90.0}
 GAIN_TOLERANCE = 0.5
 PRESETS: dict[str, dict[str, Schedule]] = {
@@ -75,8 +75,8 @@ PRESETS: dict[str, dict[str, Schedule]] = {
     "seed": {"balanced": Schedule(25), "best": Schedule(240)},
     "seed-hyperprior": {"balanced": Schedule(25), "best": Schedule(240)},
 }
-# Seconds per refinement iteration per megapixel on 2 free cores (the same runs' slopes: 0.235 s
-# per 768x512 iteration for the hyperprior, 0.372 s for the seed, whose synthesis is costlier),
+# Seconds per refinement iteration per megapixel on 2 free cores (the same runs: 0.23 s per
+# 768x512 iteration for the hyperprior, 0.34-0.37 s for the seed, whose synthesis is costlier),
 # for an expected time before the refinement starts.
 ITERATION_SECONDS = {"hyperprior": 0.6, "seed": 0.95, "seed-hyperprior": 0.95}
 
