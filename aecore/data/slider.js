@@ -19,7 +19,9 @@
   let drag = null;            // {mode: "divider"|"pan"|"pinch", ...}
   let three = false;          // the original, left and right side by side, one zoom and place for all
   let flipped = false;        // held: each side of the divider shows the other image, nothing else moves
-  let lastDown = -1e9, posBeforeClicks = 0.5;  // a double-click zooms; its two clicks do not move the divider
+  // A double-click zooms; its two clicks do not move the divider. A press is the first of a
+  // possible double-click unless the last one was under 600 ms before and a few pixels away.
+  let lastDown = {t: -1e9, x: 0, y: 0}, posBeforeClicks = 0.5;
   const pointers = new Map(); // pointerId -> {x, y}, for pinch zoom
 
   const trio = [...root.querySelectorAll(".aec-trio-img")];
@@ -123,8 +125,10 @@
       drag = {mode: "pinch", dist: Math.hypot(a.x - b.x, a.y - b.y) || 1, scale: scale};
       return;
     }
-    if (e.timeStamp - lastDown > 600) posBeforeClicks = pos;  // the first click of a possible double-click
-    lastDown = e.timeStamp;
+    if (e.timeStamp - lastDown.t > 600 || Math.hypot(e.clientX - lastDown.x, e.clientY - lastDown.y) > 8) {
+      posBeforeClicks = pos;  // the first click of a possible double-click
+    }
+    lastDown = {t: e.timeStamp, x: e.clientX, y: e.clientY};
     const onDivider = e.target.closest && e.target.closest(".aec-divider");
     const modifier = e.shiftKey || e.altKey || e.ctrlKey || e.metaKey;
     if (!onDivider && (modifier || scale > fit * 1.0001 || three)) {  // 3-up has no divider: it pans
