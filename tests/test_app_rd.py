@@ -66,8 +66,8 @@ def expected_table(rows: list[dict], anchor: str, labels: dict[str, str]) -> dic
 
 
 def page_sweep(images: dict, codecs: list[str]) -> list[dict]:
-    """The page's sweep, coded afresh: learned models at every other level and their top (each
-    model's analysis reused there), classical codecs at 10 qualities."""
+    """The page's points coded afresh, each learned one from its own analysis (the page reuses one
+    per image): learned models at every other level and their top, classical codecs at 10 qualities."""
     plan = {c: [1, 3, 5, 7, 8] if c in LEARNED else [5, 10, 20, 30, 40, 50, 60, 70, 80, 90] for c in codecs}
     return rd.sweep(images, plan)
 
