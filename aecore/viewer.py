@@ -77,15 +77,11 @@ def encode_image(pixels: np.ndarray) -> EncodedImage:
     return EncodedImage(image_data_uri(pixels), tuple(pixels.shape[:2]))
 
 
-def slider_html(images: dict[str, np.ndarray | EncodedImage], left: str, right: str, height: int = 560,
-                original: str | None = None) -> str:
-    """The slider as one HTML document comparing `images[left]` and `images[right]`.
-
-    All images must share one size (height x width); an image may come already encoded
-    (`EncodedImage`), and the others are encoded side by side on threads (the encoders release the
-    GIL). `height` is the component's total height in CSS pixels, toolbar included. With
-    `original` (one of the images), a 3-up view shows it beside both sides at one zoom and place.
-    """
+def slider_config(images: dict[str, np.ndarray | EncodedImage], left: str, right: str, height: int = 560,
+                  original: str | None = None) -> dict:
+    """What the slider's script shows (`update(config)` in slider.js), as JSON-ready data: every
+    image as its data URI, the sides, the size. The checks and encoding of `slider_html`, which embeds
+    it in a page; the app's live slider sends it to the page it already shows (`live_slider_parts`)."""
     if not images:
         raise ValueError("slider_html needs at least one image")
     for side, label in (("left", left), ("right", right)) + ((("original", original),) if original else ()):
@@ -95,13 +91,24 @@ def slider_html(images: dict[str, np.ndarray | EncodedImage], left: str, right: 
     if len(sizes) != 1:
         raise ValueError(f"all images must have one size to be compared, got {sorted(sizes)}")
     (h, w), = sizes
-    height = max(int(height), TOOLBAR_PX + 120)
     raw = [label for label, p in images.items() if not isinstance(p, EncodedImage)]
     with ThreadPoolExecutor(max(1, len(raw))) as pool:
         made = dict(zip(raw, pool.map(image_data_uri, [images[label] for label in raw])))
     uris = {label: made[label] if label in made else p.uri for label, p in images.items()}
-    config = {"images": uris, "left": left, "right": right, "width": int(w), "height": int(h),
-              "maxZoom": MAX_ZOOM, "original": original}
+    return {"images": uris, "names": list(images), "left": left, "right": right, "width": int(w), "height": int(h),
+            "maxZoom": MAX_ZOOM, "original": original, "frame": max(int(height), TOOLBAR_PX + 120)}
+
+
+def slider_html(images: dict[str, np.ndarray | EncodedImage], left: str, right: str, height: int = 560,
+                original: str | None = None) -> str:
+    """The slider as one HTML document comparing `images[left]` and `images[right]`.
+
+    All images must share one size (height x width); an image may come already encoded
+    (`EncodedImage`), and the others are encoded side by side on threads (the encoders release the
+    GIL). `height` is the component's total height in CSS pixels, toolbar included. With
+    `original` (one of the images), a 3-up view shows it beside both sides at one zoom and place.
+    """
+    config = slider_config(images, left, right, height, original)
     # "</" inside a script would end it early; JSON allows the escaped form.
     config_json = json.dumps(config).replace("</", "<\\/")
 
@@ -111,11 +118,34 @@ def slider_html(images: dict[str, np.ndarray | EncodedImage], left: str, right: 
                                                       html.escape(k))
             for k in images)
 
-    fields = {"HEIGHT": str(height), "LEFT_OPTIONS": options(left), "RIGHT_OPTIONS": options(right),
+    fields = {"HEIGHT": str(config["frame"]), "LEFT_OPTIONS": options(left), "RIGHT_OPTIONS": options(right),
               "LEFT_LABEL": html.escape(left), "RIGHT_LABEL": html.escape(right),
-              "SIZE": f"{w}&times;{h}", "CONFIG": config_json}
+              "SIZE": f"{config['width']}&times;{config['height']}", "CONFIG": config_json}
     # One pass, so a label that happens to contain "__SIZE__" stays a label.
     return _PLACEHOLDER.sub(lambda m: fields[m.group(1)], _template())
+
+
+@functools.cache
+def live_slider_parts() -> tuple[str, str, str]:
+    """(markup, styles, script module) of a slider that stays on its page and takes each new
+    `slider_config` through the module's default export (`export default function ({data,
+    parentElement})`, the contract of Streamlit's components v2). Resending a whole slider page
+    at every step made the browser parse it and decode every picture again, the unchanged
+    original too, and reset the zoom and place; this one swaps only the pictures that changed."""
+    data = resources.files("aecore") / "data"
+    page = (data / "slider.html").read_text(encoding="utf-8")
+    start, end = page.index('<div id="aec-slider"'), page.index("<script>")
+    empty = {"HEIGHT": "560", "LEFT_OPTIONS": "", "RIGHT_OPTIONS": "", "LEFT_LABEL": "", "RIGHT_LABEL": "",
+             "SIZE": "", "CONFIG": "null"}
+    markup = _PLACEHOLDER.sub(lambda m: empty[m.group(1)], page[start:end])
+    styles = _PLACEHOLDER.sub(lambda m: empty[m.group(1)], (data / "slider.css").read_text(encoding="utf-8"))
+    script = (data / "slider.js").read_text(encoding="utf-8") + (
+        "\nexport default function ({data, parentElement}) {\n"
+        "  const root = parentElement.querySelector(\"#aec-slider\");\n"
+        "  root.aecSlider = root.aecSlider || aecSlider(root);\n"
+        "  root.aecSlider.update(data);\n"
+        "}\n")
+    return markup, styles, script
 
 
 _PLACEHOLDER = re.compile(r"__(HEIGHT|LEFT_OPTIONS|RIGHT_OPTIONS|LEFT_LABEL|RIGHT_LABEL|SIZE|CONFIG)__")

@@ -93,8 +93,7 @@ def two_codecs(page, out: Path, wanted: set[str]) -> None:
     from playwright.sync_api import expect
 
     left, right = TWO_CODECS
-    frame = page.locator("iframe[title='st.iframe']")
-    slider = page.frame_locator("iframe[title='st.iframe']").locator("#aec-slider")
+    slider = page.locator("#aec-slider")  # the Compare page's slider stays on the page (no iframe)
     choose(page, "Left side", left)
     expect(slider.locator(".aec-label-left")).to_contain_text(f"{left} q")
     page.get_by_test_id("stRadio").first.get_by_text("Target size").click()
@@ -137,7 +136,7 @@ def screenshots(out: Path, chromium: str, wanted: set[str]) -> None:
                 page.set_default_timeout(180_000)
                 expect.set_options(timeout=180_000)
                 page.goto(url)
-                slider = page.frame_locator("iframe[title='st.iframe']").locator("#aec-slider")
+                slider = page.locator("#aec-slider")
                 expect(slider).to_be_visible()
                 expect(page.get_by_test_id("stTable").first).to_contain_text("PSNR")
                 page.wait_for_timeout(1000)  # let the layout settle

@@ -19,7 +19,7 @@ import streamlit as st
 from aecore import background, batch, compare as cmp, imaging, refine, report, weights
 from aecore.codecs import EFFORTS, classical_names, learned_names
 from aecore.io import ImageError, load_image, to_png_bytes
-from aecore.viewer import TOOLBAR_PX, EncodedImage, encode_image, slider_html
+from aecore.viewer import TOOLBAR_PX, EncodedImage, encode_image, slider_config
 from pages import shared
 
 SLIDER_MAX_SIDE = 1600    # the slider's pictures travel to the browser; 1600 px fills a wide screen
@@ -71,7 +71,7 @@ def original_view(image_key: str, _image) -> EncodedImage:
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def build_views(run_key: str, _comparison: cmp.Comparison, height: int, image_key: str) -> dict:
-    """What the page shows first of a comparison: the slider page."""
+    """What the page shows first of a comparison: the slider's pictures and sides."""
     comp = _comparison
     images = {"Original": original_view(image_key, comp.original)}
     names = {}
@@ -84,7 +84,7 @@ def build_views(run_key: str, _comparison: cmp.Comparison, height: int, image_ke
     first = names[id(comp.left)] if comp.left is not None else "Original"
     second = names[id(comp.right)] if comp.right is not None else "Original"
     return {
-        "slider": slider_html(images, left=first, right=second, height=height, original="Original"),
+        "slider": slider_config(images, left=first, right=second, height=height, original="Original"),
         "preview_shape": images["Original"].shape[:2],
     }
 
@@ -418,6 +418,17 @@ def heatmaps(comp: cmp.Comparison, run_key: str) -> None:
     legend.image(views["legend"], caption=f"0  →  {views['vmax']:g}+ levels", width="stretch")
 
 
+def remember_operating_point(comp: cmp.Comparison, name: str, shape) -> None:
+    """The learned side's result in session state (`shared.OPERATING_POINT_KEY`), for the
+    Rate-distortion page to mark on its curves."""
+    learned = comp.learned
+    if learned is not None:
+        st.session_state[shared.OPERATING_POINT_KEY] = {
+            "codec": learned.codec, "label": learned.label, "quality": learned.quality,
+            "bytes": learned.num_bytes, "bpp": learned.metrics["bpp"], "psnr": learned.metrics["psnr"],
+            "ms_ssim": learned.metrics["ms_ssim"], "image": name, "size": f"{shape[1]}x{shape[0]}"}
+
+
 def main() -> None:
     st.title("Learned codec vs JPEG")
     st.caption("Same picture, same number of bytes: judge the pixels. Drag the divider, zoom in to the real "
@@ -490,17 +501,18 @@ def main() -> None:
     top = st.empty()  # the headline, first with PSNR alone, then with MS-SSIM once the slider is shown
     with top.container():
         headline(comp)
-    st.iframe(views["slider"], height=height)
+    shared.live_slider(views["slider"], height, key="compare_slider")
+    remember_operating_point(comp, name, coded.shape)  # for the other pages, before anything can stop this run
+    # Everything after the slider waits until the page has been still a moment: a run superseded
+    # meanwhile (the quality slider dragged on) stops in the wait, not in scoring beside the new run.
+    scored_runs = st.session_state.setdefault(SCORED_RUNS_KEY, set())
+    if run_key not in scored_runs:  # scored before: cached, nothing to wait for
+        shared.settle()
     for i, r in enumerate(comp.results):
         r.metrics.update(scores(run_key, i, False, comp))  # this run's copy of the comparison
     with top.container():
         headline(comp)
-    learned = comp.learned
-    if learned is not None:
-        st.session_state[shared.OPERATING_POINT_KEY] = {
-            "codec": learned.codec, "label": learned.label, "quality": learned.quality,
-            "bytes": learned.num_bytes, "bpp": learned.metrics["bpp"], "psnr": learned.metrics["psnr"],
-            "ms_ssim": learned.metrics["ms_ssim"], "image": name, "size": f"{coded.shape[1]}x{coded.shape[0]}"}
+    remember_operating_point(comp, name, coded.shape)  # now with its MS-SSIM
     ph, pw = views["preview_shape"]
     if (ph, pw) != coded.shape[:2]:
         st.caption(f"The slider shows the images scaled to {pw}×{ph}; the numbers and downloads are for the "
@@ -509,9 +521,6 @@ def main() -> None:
     table_col, side_col = st.columns([5, 2], gap="large")
     with table_col:
         st.subheader("Measured")
-        scored_runs = st.session_state.setdefault(SCORED_RUNS_KEY, set())
-        if run_key not in scored_runs:  # scored before: cached, nothing to wait for
-            shared.settle()
         for i, r in enumerate(comp.results):
             with st.spinner(f"Scoring SSIMULACRA 2 ({i + 1} of {len(comp.results)})..."):
                 r.metrics.update(scores(run_key, i, True, comp))

@@ -29,6 +29,7 @@ from aecore.codecs import Codec, get_codec
 from aecore.imaging import shrink_to_pixels
 from aecore import io as aeio
 from aecore.io import ImageError, LoadedImage, load_image
+from aecore.viewer import live_slider_parts
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "tif", "tiff", "bmp", "gif"]
 MODEL_KEY = "model"
@@ -38,6 +39,8 @@ CURRENT_IMAGE_KEY = "current_image"
 # been still this long: a new run starts at once beside the old one, which stops only at its
 # next Streamlit call, so until then the two share the cores.
 SETTLE_SECONDS = 0.4
+# The before/after slider as a component that stays on the page (aecore.viewer.live_slider_parts).
+_LIVE_SLIDER = st.components.v2.component("aecore_slider", **dict(zip(("html", "css", "js"), live_slider_parts())))
 _CLEARS_KEY = "image_clears"  # bumped by "Clear": a fresh key empties every page's uploader
 
 
@@ -49,6 +52,13 @@ def settle(seconds: float = SETTLE_SECONDS) -> None:
     while time.monotonic() < end:
         time.sleep(0.05)
         spot.empty()  # a message to the browser: where Streamlit stops a superseded run
+
+
+def live_slider(config: dict, height: int, key: str) -> None:
+    """Shows `aecore.viewer.slider_config` output in the slider already on the page under `key`
+    (a new one the first time): only the pictures that changed are decoded again, and the zoom,
+    place and divider stay."""
+    _LIVE_SLIDER(data=config, key=key, height=height)
 
 
 def learned_models() -> dict[str, str]:

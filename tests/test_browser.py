@@ -1,7 +1,7 @@
 """End to end in a real browser: `streamlit run` on 127.0.0.1, driven by Debian's Chromium.
 
 One server for the session's browser tests (tests/conftest.py). Compare: uploads a PNG through the page's file input, waits for
-the comparison, drags the slider's divider inside its iframe and saves
+the comparison, drags the slider's divider and saves
 tests/artifacts/compare.png; then WebP on the left and JPEG XL on the right at the same size,
 flipped by key, SSIMULACRA 2 for both; the phone layout at 390x844
 (tests/artifacts/compare_phone.png), and the same picture on the other pages. Rate-distortion and Inside the model: the same picture's curves
@@ -158,7 +158,7 @@ def test_compare_page_in_chromium(chromium, server, picture):
             assert [text.strip().split("\n")[-1] for text in shown] == NAVIGATION
             expect(page.get_by_text("PSNR").first).to_be_visible()
             expect(page.get_by_test_id("stTable")).to_contain_text("PSNR (dB)")
-            slider = page.frame_locator("iframe[title='st.iframe']").locator("#aec-slider")
+            slider = page.locator("#aec-slider")
             expect(slider).to_contain_text("300×200 px")  # the new picture's slider, not the sample's
             expect(slider).to_have_attribute("data-pos", "0.5000")
 
@@ -218,6 +218,13 @@ def test_compare_page_in_chromium(chromium, server, picture):
             page.screenshot(path=str(ARTIFACTS / "compare_three_up.png"), full_page=True)
             slider.locator(".aec-three").click()
             expect(slider).to_have_attribute("data-three", "0")
+            # A new quality swaps the pictures in the slider on the page: its zoom and divider stay.
+            view = slider.get_attribute("data-scale"), slider.get_attribute("data-pos")
+            quality = page.get_by_role("slider").first  # the page's learned quality, above the picture
+            quality.focus()
+            page.keyboard.press("ArrowRight")
+            expect(slider.locator(".aec-label-left")).not_to_have_text(labels[0])
+            assert (slider.get_attribute("data-scale"), slider.get_attribute("data-pos")) == view
             slider.locator(".aec-fit").click()
             page.wait_for_timeout(300)  # let the page settle before the picture
             page.screenshot(path=str(ARTIFACTS / "compare.png"), full_page=True)
@@ -281,9 +288,9 @@ def phone_layout(page, slider) -> None:
     from playwright.sync_api import expect
 
     page.set_viewport_size({"width": 390, "height": 844})
-    frame = page.locator("iframe[title='st.iframe']")
-    page.wait_for_function("() => document.querySelector(\"iframe[title='st.iframe']\").offsetWidth < 390")
-    page.wait_for_timeout(300)  # the slider relays itself out in its narrower frame
+    frame = slider
+    page.wait_for_function("root => root.offsetWidth < 390", arg=slider.element_handle())
+    page.wait_for_timeout(300)  # the slider relays itself out at its narrower width
     width, scroll = page.evaluate("() => [innerWidth, document.documentElement.scrollWidth]")
     assert scroll <= width, (scroll, width)
     content = page.get_by_test_id("stMainBlockContainer").evaluate(
@@ -368,7 +375,7 @@ def test_rate_distortion_and_inside_pages_in_chromium(chromium, server, tmp_path
         page = b.page
         try:
             upload_on_compare(page, server, picture)  # sets the operating point for this session
-            slider = page.frame_locator("iframe[title='st.iframe']").locator("#aec-slider")
+            slider = page.locator("#aec-slider")
             expect(slider).to_contain_text("150×100 px")  # this picture's result is in
 
             page.set_viewport_size({"width": 1440, "height": 1700})  # Streamlit scrolls inside: fit the page

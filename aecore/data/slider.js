@@ -1,18 +1,23 @@
-(function () {
+// The before/after slider. `aecSlider(root)` wires the markup of slider.html under `root` and
+// returns {update(config)}: the self-contained page calls it once; the app's live component on
+// every new result, so the zoom, place, divider and view survive a quality step.
+var aecSliderUpdates = 0;    // results shown on this page, for `data-updates` (browser tests, benchmarks)
+function aecSlider(root) {
   "use strict";
-  const C = __CONFIG__;
-  const W = C.width, H = C.height, MAX = C.maxZoom;
-  const root = document.getElementById("aec-slider");
+  let C = {images: {}, names: [], maxZoom: 16, original: null};
+  let W = 0, H = 0, MAX = 16;
+  let picked = false;         // the user chose images in the selects since the last update
   const stage = root.querySelector(".aec-stage");
   const layerLeft = root.querySelector(".aec-layer-left");
-  const imgLeft = document.getElementById("aec-img-left");
-  const imgRight = document.getElementById("aec-img-right");
+  const imgLeft = root.querySelector("#aec-img-left");
+  const imgRight = root.querySelector("#aec-img-right");
   const divider = root.querySelector(".aec-divider");
-  const selLeft = document.getElementById("aec-left");
-  const selRight = document.getElementById("aec-right");
+  const selLeft = root.querySelector("#aec-left");
+  const selRight = root.querySelector("#aec-right");
   const labelLeft = root.querySelector(".aec-label-left");
   const labelRight = root.querySelector(".aec-label-right");
   const zoomLevel = root.querySelector(".aec-zoom-level");
+  const sizeText = root.querySelector(".aec-size");
 
   let pos = 0.5;              // divider, as a fraction of the stage width
   let scale = 1, tx = 0, ty = 0, fit = 1, atFit = true;
@@ -27,10 +32,6 @@
   const trio = [...root.querySelectorAll(".aec-trio-img")];
   const trioLabels = [...root.querySelectorAll(".aec-trio-label")];
   const threeButton = root.querySelector(".aec-three");
-  if (!C.original) threeButton.style.display = "none";
-  for (const img of [imgLeft, imgRight, ...trio]) {
-    img.width = W; img.height = H; img.style.width = W + "px"; img.style.height = H + "px";
-  }
 
   function size() { const r = stage.getBoundingClientRect(); return [r.width || 1, r.height || 1, r.left, r.top]; }
   function viewW() { return three ? size()[0] / 3 : size()[0]; }  // the width one picture is laid out in
@@ -44,14 +45,23 @@
   function clamp(v, lo, hi) { return Math.max(lo, Math.min(hi, v)); }
   function percent(s) { return (s * 100 >= 99.5 ? Math.round(s * 100) : (s * 100).toFixed(s < 0.1 ? 1 : 0)) + "%"; }
 
+  function show(img, name) {  // an unchanged picture is not decoded again
+    const uri = C.images[name];
+    if (img.getAttribute("src") !== uri) img.src = uri;
+  }
   function setImages(left, right) {
     setFlip(false);
-    imgLeft.src = C.images[left]; imgRight.src = C.images[right];
+    show(imgLeft, left); show(imgRight, right);
     labelLeft.textContent = left; labelRight.textContent = right;
     selLeft.value = left; selRight.value = right;
     if (C.original) {
-      [C.original, left, right].forEach(function (name, i) { trio[i].src = C.images[name]; trioLabels[i].textContent = name; });
+      [C.original, left, right].forEach(function (name, i) { show(trio[i], name); trioLabels[i].textContent = name; });
     }
+  }
+  function options(select) {
+    select.replaceChildren(...C.names.map(function (name) {
+      const o = document.createElement("option"); o.value = name; o.textContent = name; return o;
+    }));
   }
   function setThree(on) {
     three = on;
@@ -213,9 +223,11 @@
   root.querySelector(".aec-zoom-out").addEventListener("click", function () { stepZoom(-1); });
   root.querySelector(".aec-fit").addEventListener("click", toFit);
   root.querySelector(".aec-one").addEventListener("click", function () { zoomTo(1); });
-  root.querySelector(".aec-swap").addEventListener("click", function () { setImages(selRight.value, selLeft.value); });
-  selLeft.addEventListener("change", function () { setImages(selLeft.value, selRight.value); });
-  selRight.addEventListener("change", function () { setImages(selLeft.value, selRight.value); });
+  root.querySelector(".aec-swap").addEventListener("click", function () {
+    picked = true; setImages(selRight.value, selLeft.value);
+  });
+  selLeft.addEventListener("change", function () { picked = true; setImages(selLeft.value, selRight.value); });
+  selRight.addEventListener("change", function () { picked = true; setImages(selLeft.value, selRight.value); });
 
   if (window.ResizeObserver) {
     new ResizeObserver(function () {
@@ -226,6 +238,32 @@
       render();
     }).observe(stage);
   }
-  setImages(C.left, C.right);
-  toFit();
-})();
+
+  // A new result: the images and names change; the view stays unless the picture's size does.
+  // Picks made in the selects are kept by their place in the list while it has as many images.
+  function update(next) {
+    const before = C, resized = next.width !== W || next.height !== H;
+    let left = next.left, right = next.right;
+    if (picked && before.names.length === next.names.length) {
+      left = next.names[before.names.indexOf(selLeft.value)] || left;
+      right = next.names[before.names.indexOf(selRight.value)] || right;
+    } else {
+      picked = false;
+    }
+    C = next; W = C.width; H = C.height; MAX = C.maxZoom;
+    if (C.frame) root.style.height = C.frame + "px";
+    sizeText.textContent = W + "\u00d7" + H + " px";
+    threeButton.style.display = C.original ? "" : "none";
+    if (three && !C.original) setThree(false);
+    options(selLeft); options(selRight);
+    if (resized) {
+      for (const img of [imgLeft, imgRight, ...trio]) {
+        img.width = W; img.height = H; img.style.width = W + "px"; img.style.height = H + "px";
+      }
+    }
+    setImages(left, right);
+    if (resized) toFit(); else render();
+    root.dataset.updates = String(++aecSliderUpdates);
+  }
+  return {update: update};
+}
