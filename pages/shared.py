@@ -35,7 +35,7 @@ UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "tif", "tiff", "bmp", "gif"]
 MODEL_KEY = "model"
 OPERATING_POINT_KEY = "operating_point"
 CURRENT_IMAGE_KEY = "current_image"
-# Work a moved slider would throw away (SSIMULACRA 2, heatmaps) starts once the page has
+# Work a moved slider would throw away (SSIM, MS-SSIM, SSIMULACRA 2, heatmaps) starts once the page has
 # been still this long: a new run starts at once beside the old one, which stops only at its
 # next Streamlit call, so until then the two share the cores.
 SETTLE_SECONDS = 0.4
