@@ -402,3 +402,19 @@ def test_a_new_learned_quality_codes_from_the_kept_analysis(user_weights, photo,
     for image in (photo, other, photo):
         cmp.compare_sides(image, learned_at(3.0), cmp.Side(cmp.ORIGINAL), cache=small, perceptual=False)
     assert len(small._analyses) == 1 and small.held_bytes() <= small.max_bytes
+
+
+def test_live_slider_parts_are_the_pages_markup_styles_and_script_without_placeholders(photo):
+    """The app's live slider is the page's slider: its markup, styles and script, every placeholder
+    gone, and a module whose default export feeds each `slider_config` to the same script."""
+    markup, styles, script = viewer.live_slider_parts()
+    assert markup.startswith('<div id="aec-slider"') and 'class="aec-divider"' in markup
+    for part in (markup, styles, script):
+        assert not re.search(r"__[A-Z_]+__", part), part[:200]
+    assert ".aec-stage {" in styles and "function aecSlider(root)" in script
+    assert re.search(r"export default function \(\{data, parentElement\}\)", script)
+    page = slider_html({"Original": photo}, left="Original", right="Original")
+    assert "function aecSlider(root)" in page and markup.split(">", 1)[0] in page  # one script, one markup
+    config = viewer.slider_config({"b": photo, "a": photo, "1": photo}, left="a", right="1", height=400)
+    assert config["names"] == ["b", "a", "1"]  # the callers' order, which a JSON object of names may not keep
+    assert (config["left"], config["right"], config["frame"], config["width"]) == ("a", "1", 400, photo.shape[1])
