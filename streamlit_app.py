@@ -77,6 +77,7 @@ def _card(name: str) -> dict:
 
 # Streamlit's own sidebar list is off (.streamlit/config.toml: for a pages/ folder it would
 # list the files there until this runs); the navigation is drawn here, as links, instead.
+shared.freeze_long_lived_objects()
 navigation = st.navigation(PAGES, position="hidden")
 
 with st.sidebar:
