@@ -43,6 +43,10 @@ SWEEP_DONE = ("() => !document.querySelector('[data-testid=\"stProgress\"]') && 
               "!document.querySelector('[data-stale=\"true\"]') && "
               "[...document.querySelectorAll('.js-plotly-plot')].length > 0 && "
               "document.body.innerText.includes('BD-rate against JPEG')")
+# The Compare page's run is over: its last part (the heatmaps) shown, nothing stale or spinning.
+COMPARE_DONE = ("() => !document.querySelector('[data-testid=\"stSpinner\"]') && "
+                "!document.querySelector('[data-stale=\"true\"]') && "
+                "document.body.innerText.includes('Where the errors are')")
 RUN_STARTED = ("name => [...document.querySelectorAll('[data-testid=\"stProgress\"]')]"
                ".some(b => b.innerText.includes(name))")
 
@@ -128,6 +132,8 @@ def measure(kodak: Path, runs: int = 10, cold_runs: int = 10, rd_runs: int = 10,
                     uploads, "a new Kodak photo (0.39 MP) set on the file input to its slider")
 
                 first, whole = [], []
+                # The last upload's scoring (SSIMULACRA 2, heatmaps) must not run beside the first sweep.
+                page.wait_for_function(COMPARE_DONE, polling=100)
                 try:
                     rd_sweeps(page, url, photos[runs:runs + rd_runs], first, whole, progress)
                 except Exception as e:  # noqa: BLE001  (the rows measured so far are kept)
@@ -150,10 +156,10 @@ def rd_sweeps(page, url: str, photos: list[Path], first: list, whole: list, prog
         rd_upload = page.locator("input[type=file]").first
         t0 = time.perf_counter()
         rd_upload.set_input_files(str(photo))
-        page.wait_for_function(RUN_STARTED, arg=photo.name)  # this photo's sweep is running
-        page.wait_for_function(FIRST_CURVE)
+        page.wait_for_function(RUN_STARTED, arg=photo.name, polling=50)  # this photo's sweep is running
+        page.wait_for_function(FIRST_CURVE, polling=50)
         first.append(time.perf_counter() - t0)
-        page.wait_for_function(SWEEP_DONE)
+        page.wait_for_function(SWEEP_DONE, polling=50)
         whole.append(time.perf_counter() - t0)
         progress(f"rate-distortion {i + 1}/{len(photos)} ({photo.name}): first curve {first[-1]:.1f} s, "
                  f"whole sweep {whole[-1]:.1f} s")
