@@ -77,17 +77,34 @@ def qualities(codec: str) -> list[float]:
     return sorted(set(levels[::LEARNED_LEVEL_STEP]) | {levels[-1]})
 
 
+def interleaved(points: list, learned) -> list:
+    """The classical points with the learned ones (`learned(point)`) spread evenly among them
+    after the first classical codec's: learned coding runs one point at a time (a lock keeps its
+    thread count fixed), so started last they ran single file while the other worker sat idle."""
+    classical = [p for p in points if not learned(p)]
+    late = [p for p in points if learned(p)]
+    if not classical or not late:
+        return points
+    head = [p for p in classical if p[3] == classical[0][3]]  # the first curve comes first
+    rest = classical[len(head):]
+    out = head
+    for i, point in enumerate(late):  # learned point i goes before the share of the rest it leads
+        out += [point] + rest[i * len(rest) // len(late):(i + 1) * len(rest) // len(late)]
+    return out
+
+
 def sweep(images: dict[str, tuple[str, object]], codecs: list[str], metric: str = "ms_ssim_db",
           live=None) -> list[dict]:
     """Rows of `rd.sweep` for {name: (cache key, pixels)}, measured with a progress bar,
     `rd.POINT_WORKERS` points at a time (`rd.in_parallel`; each one cached by `measure`).
 
-    Classical codecs are started first (milliseconds a point, so the first curves show within
-    a second or two), then the learned ones; `live(rows)` is called with the rows so far each
+    The first classical codec is started first (milliseconds a point, so its curve shows within
+    a second or two), then the learned points spread among the other classical ones (`interleaved`); `live(rows)` is called with the rows so far each
     time a codec's curve is complete. The rows come back in the order of `codecs`."""
     order = sorted(codecs, key=lambda c: c in learned_names())  # stable: the user's order within each kind
-    plan = [(name, key, pixels, codec, q) for codec in order for name, (key, pixels) in images.items()
-            for q in qualities(codec)]
+    points = [(name, key, pixels, codec, q) for codec in order for name, (key, pixels) in images.items()
+              for q in qualities(codec)]
+    plan = interleaved(points, lambda p: p[3] in learned_names())
     stamps = {c: weights.stamp(c) for c in codecs}
     perceptual = metric == "ssimulacra2"
     kept = st.session_state.setdefault("rd_kept", cmp.ResultCache())  # this session's own, never shared
