@@ -68,8 +68,6 @@ def _new_page(browser):
     return page
 
 
-
-
 def _timed_new_slider(page, act) -> float:
     """Seconds from `act()` to the slider showing a new result, its pictures loaded. The page notes
     the time itself, checking every 20 ms: returning the slider's 2 MB of pictures to Python, or

@@ -77,12 +77,13 @@ def qualities(codec: str) -> list[float]:
     return sorted(set(levels[::LEARNED_LEVEL_STEP]) | {levels[-1]})
 
 
-def interleaved(points: list, learned) -> list:
-    """The classical points with the learned ones (`learned(point)`) spread evenly among them
-    after the first classical codec's: learned coding runs one point at a time (a lock keeps its
-    thread count fixed), so started last they ran single file while the other worker sat idle."""
-    classical = [p for p in points if not learned(p)]
-    late = [p for p in points if learned(p)]
+def interleaved(points: list, learned: set) -> list:
+    """Sweep points (name, key, pixels, codec, quality): the classical ones with those of the
+    `learned` codecs spread evenly among them after the first classical codec's. Learned coding
+    runs one point at a time (a lock keeps its thread count fixed), so started last they ran
+    single file while the other worker sat idle."""
+    classical = [p for p in points if p[3] not in learned]
+    late = [p for p in points if p[3] in learned]
     if not classical or not late:
         return points
     head = [p for p in classical if p[3] == classical[0][3]]  # the first curve comes first
@@ -99,12 +100,14 @@ def sweep(images: dict[str, tuple[str, object]], codecs: list[str], metric: str 
     `rd.POINT_WORKERS` points at a time (`rd.in_parallel`; each one cached by `measure`).
 
     The first classical codec is started first (milliseconds a point, so its curve shows within
-    a second or two), then the learned points spread among the other classical ones (`interleaved`); `live(rows)` is called with the rows so far each
-    time a codec's curve is complete. The rows come back in the order of `codecs`."""
-    order = sorted(codecs, key=lambda c: c in learned_names())  # stable: the user's order within each kind
+    a second or two), then the learned points spread among the other classical ones
+    (`interleaved`); `live(rows)` is called with the rows so far each time a codec's curve is
+    complete. The rows come back in the order of `codecs`."""
+    learned = set(learned_names())  # one listing of the weights folders, not one per point
+    order = sorted(codecs, key=lambda c: c in learned)  # stable: the user's order within each kind
     points = [(name, key, pixels, codec, q) for codec in order for name, (key, pixels) in images.items()
               for q in qualities(codec)]
-    plan = interleaved(points, lambda p: p[3] in learned_names())
+    plan = interleaved(points, learned)
     stamps = {c: weights.stamp(c) for c in codecs}
     perceptual = metric == "ssimulacra2"
     kept = st.session_state.setdefault("rd_kept", cmp.ResultCache())  # this session's own, never shared

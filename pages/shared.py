@@ -63,6 +63,9 @@ def live_slider(config: dict, height: int, key: str) -> None:
     _LIVE_SLIDER(data=config, key=key, height=height)
 
 
+_FROZEN = False  # freeze_long_lived_objects has run in this process
+
+
 def freeze_long_lived_objects() -> None:
     """Once per process, when torch is loaded: moves every object alive now (modules, weights,
     Streamlit itself, about 280,000) out of the garbage collector's sight (`gc.freeze`).
@@ -77,9 +80,6 @@ def freeze_long_lived_objects() -> None:
     if not _FROZEN and "torch" in sys.modules:
         gc.freeze()
         _FROZEN = True
-
-
-_FROZEN = False
 
 
 def learned_models() -> dict[str, str]:
