@@ -25,12 +25,11 @@ import warnings
 
 import torch
 from torch import nn
-import torch.nn.functional as F
 
 from . import weights
 from .models.base import LATENT_FACTOR, CompressionModel
 from .models.entropy import MAX_RADIUS, SCALE_MIN, SCALE_TABLE, TAIL_SIGMAS, gaussian_tables
-from .models.layers import GDN, lower_bound
+from .models.precision import Bfloat16Rounded
 
 FORMAT = "aecore-onnx"
 FORMAT_VERSION = 1
@@ -55,35 +54,6 @@ CONTAINER = {
                         "margin / latent_factor latent pixels of context, a single pass when the latent fits one tile"),
     "pixels": "round(clip(x_hat, 0, 1) * 255) cropped to height x width; grayscale: round(mean of R, G, B)",
 }
-
-
-def _bf16(x: torch.Tensor) -> torch.Tensor:
-    """Rounds float32 to the nearest bfloat16 (two Casts in the graph)."""
-    return x.to(torch.bfloat16).to(torch.float32)
-
-
-class Bfloat16Rounded(nn.Module):
-    """A float32 module that rounds as aecore's bfloat16 copy of a transform does: bfloat16
-    weights and input, float32 accumulation inside each convolution, every operation's output
-    rounded to bfloat16 (GDN's square, normalisation and product separately)."""
-
-    def __init__(self, fast: nn.Sequential):
-        super().__init__()
-        self.layers = copy.deepcopy(fast).float()
-        for layer in self.layers:
-            if isinstance(layer, GDN):  # the bounds aecore applies to its bfloat16 parameters
-                layer.register_buffer("beta_bounded", lower_bound(layer.beta.detach(), 1e-6).float())
-                layer.register_buffer("gamma_bounded", lower_bound(layer.gamma.detach(), 0.0).float()[:, :, None, None])
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = _bf16(x)
-        for layer in self.layers:
-            if isinstance(layer, GDN):
-                norm = _bf16(F.conv2d(_bf16(x * x), layer.gamma_bounded, layer.beta_bounded))
-                x = _bf16(_bf16(torch.sqrt(norm) if layer.inverse else torch.rsqrt(norm)) * x)
-            else:
-                x = _bf16(layer(x))
-        return x
 
 
 class EntropyParameters(nn.Module):

@@ -16,8 +16,9 @@ Rounding has no gradient, so the loop rounds softly: stochastic Gumbel annealing
 Bamler & Mandt 2020, "Improving Inference for Neural Image Compression"), a relaxed random
 choice between floor and ceiling whose temperature falls towards hard rounding. Both the
 rate and the reconstruction see the soft values, the synthesis runs the bfloat16 coding
-copy with gradients flowing through it, and Adam moves the latents. Straight-through
-rounding with Adam, and additive noise, were measured worse. The bytes never reuse the
+copy (float32 on CPUs without fast bfloat16) with gradients flowing through it, and Adam
+moves the latents. Straight-through rounding with Adam, and additive noise, were measured
+worse. The bytes never reuse the
 loop's soft values: the final latents go through `compress`, which rounds z and recomputes
 the means and scale indexes from it. The result is never worse than the plain encode by the
 model's own estimate: if the refined latents lose to the analysis transform's, those are coded.
@@ -37,6 +38,7 @@ import torch
 from .codecs.base import EFFORTS, check_effort  # noqa: F401  (EFFORTS: re-exported)
 from .models.base import CompressionModel, quality_lambda
 from .models.entropy import fixed_threads
+from .models.precision import compute_dtype
 
 
 class Cancelled(Exception):
@@ -137,11 +139,12 @@ class Refined:
 
 
 def rd_loss(model: CompressionModel, x: torch.Tensor, quality: float, latents: dict, rounding,
-            dtype: torch.dtype = torch.bfloat16) -> tuple:
+            dtype: torch.dtype | None = None) -> tuple:
     """(loss tensor, padded reconstruction): bpp + lambda * 255^2 * MSE over the image's own
-    pixels, the synthesis in `dtype` (the loop's bfloat16, or the decoder's own)."""
+    pixels, the synthesis in `dtype` (the decoder's own; by default the loop's, bfloat16 where
+    the CPU runs it fast, see `precision.compute_dtype`)."""
     h, w = x.shape[-2:]
-    bits, x_hat = model.relaxed(latents, quality, rounding, dtype)
+    bits, x_hat = model.relaxed(latents, quality, rounding, dtype or compute_dtype())
     mse = (x_hat[..., :h, :w] - x).square().mean()
     return bits / (h * w) + quality_lambda(model.config.lambdas, quality) * 255 ** 2 * mse, x_hat
 

@@ -77,9 +77,10 @@ def test_graphs_reproduce_pytorch(exported, name, size):
         x_hat_decoded = model.synthesis(y_hat, dtype=model.decode_dtype)
     # The seed's deeper transforms drift further: its analysis in half its values, by a few steps.
     # The hyperprior's stays within a fifth of its values and three steps (the shipped weights'
-    # worst on kodak-size: one value of 196,608 at 2.4 steps).
+    # worst on kodak-size: one value of 196,608 at 2.4 steps); a quarter where torch emulates
+    # bfloat16 with float32 kernels (AVX2 CPUs: 23% on 67x45).
     seed = name == "seed"
-    assert_bfloat16_close(run(folder, "analysis", x)[0], y.numpy(), *((6, 0.6) if seed else (3, 0.2)))
+    assert_bfloat16_close(run(folder, "analysis", x)[0], y.numpy(), *((6, 0.6) if seed else (3, 0.25)))
     assert x_hat.shape[-2:] == x.shape[-2:]
     hyper = {"analysis", "synthesis", "hyper_analysis", "hyper_synthesis"}
     if name == "seed":  # its streams decode in float32; those made before in bfloat16

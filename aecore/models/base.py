@@ -13,6 +13,8 @@ import torch.nn.functional as F
 from .. import registry
 from .entropy import FactorizedDensity, deterministic, weights_version
 from .layers import GDN, GainUnits, SubpixelConv
+from . import precision
+from .precision import Bfloat16Rounded
 
 
 LEVELS = 8  # rate levels of a new model; a trained model's count is `len(config.lambdas)` (its `levels`)
@@ -257,8 +259,8 @@ class CompressionModel(nn.Module):
         """g_a over a padded image, tiled for large inputs (float32 out). `stages`, when given
         and the image is one tile, receives the output of each max-pooling layer (float32)."""
         if stages is not None and max(x.shape[-2:]) <= TILE:
-            return self._fast(self.g_a, stages)(x)
-        return tiled(self._fast(self.g_a), x, 1 / LATENT_FACTOR, TILE, self.analysis_margin())
+            return self._fast(self.g_a, torch.bfloat16, stages)(x)
+        return tiled(self._fast(self.g_a, torch.bfloat16), x, 1 / LATENT_FACTOR, TILE, self.analysis_margin())
 
     def analysis_margin(self) -> int:
         """Context around each analysis tile: its layers' reach rounded up to whole latent pixels
@@ -276,22 +278,25 @@ class CompressionModel(nn.Module):
                   dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
         """g_s over a latent, in tiles of `tile` output pixels (default TILE; float32 out), its
         arithmetic in `dtype` (see `decode_dtype`)."""
-        return tiled(self._fast(self.g_s, dtype=dtype), y_hat, LATENT_FACTOR, (tile or TILE) // LATENT_FACTOR,
+        return tiled(self._fast(self.g_s, dtype), y_hat, LATENT_FACTOR, (tile or TILE) // LATENT_FACTOR,
                      self.margin // LATENT_FACTOR)
 
-    def _fast(self, module: nn.Module, stages: list | None = None, dtype: torch.dtype = torch.bfloat16):
-        """The transform in bfloat16 on channels_last tensors: about 2.5x faster than float32
-        on CPUs with AVX-512 bf16/AMX. It runs a bfloat16 copy of the module (made once per
-        weights version), which gives autocast's results without casting every weight on
-        every call. Only the transforms run this way; the path that makes entropy parameters
-        stays float32, so streams still decode exactly, and the decoded pixels differ from a
-        float32 synthesis by noise far below the coding error (over 50 dB PSNR between the two)."""
-        fast = self.fast_copy(module, dtype)
+    def _fast(self, module: nn.Module, dtype: torch.dtype, stages: list | None = None):
+        """The transform in `dtype` on channels_last tensors, bfloat16 about 2.5x faster than
+        float32 on CPUs with AVX-512 bf16/AMX (elsewhere emulated, to the same bits where
+        measured: see `precision`). It
+        runs a copy of the module in that dtype (made once per weights version), which gives
+        autocast's results without casting every weight on every call. Only the transforms run
+        this way; the path that makes entropy parameters stays float32, so streams still decode
+        exactly, and the decoded pixels differ from a float32 synthesis by noise far below the
+        coding error (over 50 dB PSNR between the two)."""
+        emulated = precision.emulated(dtype)
+        fast = self.fast_copy(module, dtype, emulated=emulated)
 
         def run(x: torch.Tensor) -> torch.Tensor:
             x = x.to(dtype=dtype, memory_format=torch.channels_last)
-            if stages is None:
-                return fast(x).float().contiguous()
+            if stages is None or emulated:
+                return fast(x, stages).float().contiguous() if emulated else fast(x).float().contiguous()
             for layer in fast:  # what nn.Sequential does, keeping the pooling layers' outputs
                 x = layer(x)
                 if isinstance(layer, nn.MaxPool2d):
@@ -303,16 +308,16 @@ class CompressionModel(nn.Module):
         """Builds now what coding derives from the weights (the bfloat16 transform copies and the
         entropy tables; each is cached per weights version), so that the first encode or decode
         times only its own work: the first call after loading was about twice the next ones."""
-        self.fast_copy(self.g_a)
-        self.fast_copy(self.g_s, self.decode_dtype)
+        for module, dtype in ((self.g_a, torch.bfloat16), (self.g_s, self.decode_dtype)):
+            self.fast_copy(module, dtype, emulated=precision.emulated(dtype))
         self.entropy_tables()
 
     def entropy_tables(self) -> None:
         """Subclasses build (and cache) their coding tables here."""
 
-    def fast_copy(self, module: nn.Module, dtype: torch.dtype = torch.bfloat16) -> nn.Module:
+    def fast_copy(self, module: nn.Module, dtype: torch.dtype = torch.bfloat16, emulated: bool = False) -> nn.Module:
         """The bfloat16 (or `dtype`), channels_last copy of `module` that coding runs (kept per
-        weights version).
+        weights version); `emulated`: that bfloat16 copy run by float32 kernels (`Bfloat16Rounded`).
 
         Transposed convolutions to a few channels (the last decoder layer) become the same
         function as a convolution plus pixel shuffle, which runs about twice as fast.
@@ -323,8 +328,9 @@ class CompressionModel(nn.Module):
                 for name, child in parent.named_children():
                     if isinstance(child, nn.ConvTranspose2d) and child.out_channels <= FEW_CHANNELS:
                         setattr(parent, name, SubpixelConv(child))
-            return fast.to(dtype=dtype, memory_format=torch.channels_last).requires_grad_(False)
-        key, name = weights_version(module), (id(module), dtype)
+            fast = fast.to(dtype=dtype, memory_format=torch.channels_last).requires_grad_(False)
+            return Bfloat16Rounded(fast).requires_grad_(False) if emulated else fast
+        key, name = weights_version(module), (id(module), dtype, emulated)
         if self._copies.get(name, (None,))[0] != key:  # rebuilt whenever the weights change
             with torch.inference_mode(False):  # made by a decode or not, refinement's autograd runs it too
                 self._copies[name] = (key, build())

@@ -21,6 +21,7 @@ from .base import (LATENT_FACTOR, Analysis, CompressionModel, Latent, ModelConfi
                    ste_round)
 from .entropy import FactorizedDensity, GaussianConditional, deterministic
 from .layers import GDN, conv, deconv
+from .precision import autocast
 
 HYPER_FACTOR = 4  # z is 4x4 times coarser than y: h_a and h_s have two stride-2 stages each
 
@@ -58,17 +59,17 @@ class Hyperprior(CompressionModel):
 
     def forward(self, x: torch.Tensor, quality: torch.Tensor) -> dict:
         q = self.quality_tensor(quality, x.shape[0])
-        with torch.autocast(x.device.type, dtype=torch.bfloat16):
+        with autocast(x.device):
             y = self.g_a(x)
         y = y.float() * self.gain.gain(q)                                   # (B, M, H/16, W/16)
-        with torch.autocast(x.device.type, dtype=torch.bfloat16):
+        with autocast(x.device):
             z = self.h_a(y)
         z = z.float() * self.hyper_gain.gain(q)                             # (B, N, H/64, W/64)
         z_likelihood = self.z_density.likelihood(quantize_proxy(z, self.training))
         mean, scale = self.entropy_parameters(ste_round(z) * self.hyper_gain.inverse_gain(q))
         y_likelihood = self.y_conditional.likelihood(quantize_proxy(y, self.training, mean), mean, scale)
         y_hat = (ste_round(y - mean) + mean) * self.gain.inverse_gain(q)
-        with torch.autocast(x.device.type, dtype=torch.bfloat16):
+        with autocast(x.device):
             x_hat = self.g_s(y_hat)
         return {"x_hat": x_hat.float(), "likelihoods": {"y": y_likelihood, "z": z_likelihood}}
 

@@ -23,6 +23,7 @@ from .base import (LATENT_FACTOR, MARGIN, Analysis, CompressionModel, Latent, Mo
                    register_model, ste_round)
 from .entropy import FactorizedDensity, deterministic
 from .hyperprior import Hyperprior
+from .precision import autocast
 
 
 class Upsample(nn.Module):
@@ -122,12 +123,12 @@ class SeedAutoencoder(CompressionModel):
 
     def forward(self, x: torch.Tensor, quality: torch.Tensor) -> dict:
         q = self.quality_tensor(quality, x.shape[0])
-        with torch.autocast(x.device.type, dtype=torch.bfloat16):
+        with autocast(x.device):
             y = self.g_a(x)
         y = y.float() * self.gain.gain(q)                                   # (B, M, H/16, W/16)
         y_likelihood = self.y_density.likelihood(quantize_proxy(y, self.training))
         y_hat = ste_round(y) * self.gain.inverse_gain(q)
-        with torch.autocast(x.device.type, dtype=torch.bfloat16):
+        with autocast(x.device):
             x_hat = self.g_s(y_hat)
         return {"x_hat": x_hat.float(), "likelihoods": {"y": y_likelihood}}
 
