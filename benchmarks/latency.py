@@ -122,8 +122,11 @@ def main(argv=None) -> int:
         rows_load = {"page_rows_load_average_1min": {"min": round(min(loads), 2), "max": round(max(loads), 2)}}
     else:
         rows_load = {}
+    sys.path.insert(0, str(ROOT))
+    from aecore.models.precision import cpu_facts  # torch, imported once the timings are done
     result = {"rows": rows, **rows_load, "load_average_before": [round(v, 2) for v in load_before],
               "load_average_after": [round(v, 2) for v in os.getloadavg()], "cpus": os.cpu_count(),
+              "cpu": cpu_facts(),
               "python": sys.version.split()[0],
               "note": "whole processes timed from outside; a busy machine (load average above the "
                       "core count) makes every figure several times slower than a quiet one"}

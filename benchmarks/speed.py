@@ -112,7 +112,9 @@ def main() -> int:
             for r in case["results"]:
                 print(f"{name:10s} {size:8s} q={r['quality']:<3} {r['bpp']:.3f} bpp  encode {r['encode_ms']:8.1f} ms  "
                       f"decode {r['decode_ms']:8.1f} ms  peak RSS {case['peak_rss_mb']} MB", file=sys.stderr)
-    report = {"machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores", "cases": cases}
+    from aecore.models.precision import cpu_facts
+    report = {"machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores", "cpu": cpu_facts(),
+              "cases": cases}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     return 0

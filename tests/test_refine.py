@@ -37,7 +37,7 @@ def test_refinement_runs_the_copies_a_decode_made_in_inference_mode():
     try:
         with torch.inference_mode():
             for dtype in (torch.bfloat16, torch.float32):
-                model.fast_copy(model.g_s, dtype)
+                model.coding_copy(model.g_s, dtype)
             model.prepare_coding()
         x = torch.tensor(_image(size=32)).permute(2, 0, 1)[None].float().div(255)
         r = refine.refine(model, x, 4.0, refine.Schedule(2, anneal=0.1), seed=0)

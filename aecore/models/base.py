@@ -291,7 +291,7 @@ class CompressionModel(nn.Module):
         exactly, and the decoded pixels differ from a float32 synthesis by noise far below the
         coding error (over 50 dB PSNR between the two)."""
         emulated = precision.emulated(dtype)
-        fast = self.fast_copy(module, dtype, emulated=emulated)
+        fast = self.coding_copy(module, dtype)
 
         def run(x: torch.Tensor) -> torch.Tensor:
             x = x.to(dtype=dtype, memory_format=torch.channels_last)
@@ -308,12 +308,17 @@ class CompressionModel(nn.Module):
         """Builds now what coding derives from the weights (the bfloat16 transform copies and the
         entropy tables; each is cached per weights version), so that the first encode or decode
         times only its own work: the first call after loading was about twice the next ones."""
-        for module, dtype in ((self.g_a, torch.bfloat16), (self.g_s, self.decode_dtype)):
-            self.fast_copy(module, dtype, emulated=precision.emulated(dtype))
+        self.coding_copy(self.g_a)
+        self.coding_copy(self.g_s, self.decode_dtype)
         self.entropy_tables()
 
     def entropy_tables(self) -> None:
         """Subclasses build (and cache) their coding tables here."""
+
+    def coding_copy(self, module: nn.Module, dtype: torch.dtype = torch.bfloat16) -> nn.Module:
+        """The copy of `module` that coding runs in `dtype`: `fast_copy`, emulated on float32
+        kernels where this CPU's bfloat16 ones are slow (`precision.emulated`)."""
+        return self.fast_copy(module, dtype, emulated=precision.emulated(dtype))
 
     def fast_copy(self, module: nn.Module, dtype: torch.dtype = torch.bfloat16, emulated: bool = False) -> nn.Module:
         """The bfloat16 (or `dtype`), channels_last copy of `module` that coding runs (kept per
