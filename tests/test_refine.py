@@ -81,3 +81,26 @@ def test_every_schedule_anneals_over_its_own_length():
         assert s.temperature(n) == pytest.approx(s.tau_start * np.exp(-s.anneal))
         assert s.temperature(n // 2) == pytest.approx(s.tau_start * np.exp(-s.anneal / 2), rel=0.05)
     assert refine.Schedule(40).temperature(20) < refine.Schedule(380).temperature(20)
+
+
+def test_the_expected_time_follows_the_loops_precision(monkeypatch):
+    """Where bfloat16 is emulated the loop runs float32, several times slower: the time shown
+    before a refinement starts says so."""
+    from aecore.models import precision
+    model = get_codec("hyperprior").model
+    precision.native_bfloat16.cache_clear()
+    fast_cpu = refine.expected_seconds(model, "balanced", 512, 768)
+    monkeypatch.setenv("AECORE_BFLOAT16", "emulate")
+    precision.native_bfloat16.cache_clear()
+    try:
+        slow_cpu = refine.expected_seconds(model, "balanced", 512, 768)
+    finally:
+        monkeypatch.delenv("AECORE_BFLOAT16")
+        precision.native_bfloat16.cache_clear()
+    iterations = refine.PRESETS["hyperprior"]["balanced"].iterations
+    assert slow_cpu == pytest.approx(iterations * refine.ITERATION_SECONDS_FLOAT32["hyperprior"] * 0.393216)
+    if precision.native_bfloat16():
+        assert fast_cpu == pytest.approx(iterations * refine.ITERATION_SECONDS["hyperprior"] * 0.393216)
+    else:
+        assert fast_cpu == slow_cpu
+    assert refine.expected_seconds(model, "fast", 512, 768) == 0.0
