@@ -6,7 +6,8 @@
 Each step draws a quality level per crop and minimises bpp + lambda * 255^2 * MSE
 (the variable-rate objective of Cui et al. 2021). Transforms run in bfloat16 autocast
 with channels_last, on a GPU when there is one (on CPUs with AMX bf16 is about 3.5x
-faster than float32); likelihoods stay float32. A checkpoint (model, optimizer, step,
+faster than float32; on CPUs without fast bfloat16 kernels they run float32, see
+`models.precision`); likelihoods stay float32. A checkpoint (model, optimizer, step,
 RNG) is written every few minutes and on Ctrl-C/SIGTERM; rerunning the same command
 resumes (exactly on CPU; GPU convolutions are not bitwise reproducible). `--minutes`
 bounds a run by time instead of steps.
