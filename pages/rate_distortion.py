@@ -30,11 +30,12 @@ from pages import shared
 THIS_IMAGE, IMAGE_SET, KODAK = "This image", "A set of images", "Kodak benchmark"
 SCOPES = [THIS_IMAGE, IMAGE_SET, KODAK]
 ANCHOR = "jpeg"
-# The interactive sweep: 10 classical qualities (the benchmark sweeps 19) and every other
-# trained level of a learned model, its top included (the benchmark sweeps each; a learned
-# point costs about ten classical ones): enough for a smooth curve and a BD-rate, in seconds.
+# The interactive sweep: 10 classical qualities (the benchmark sweeps 19) and four trained levels
+# of a learned model spread from its bottom to its top (the benchmark sweeps each; a learned point
+# costs about ten classical ones, and the sweep waits on them): enough for a curve and a BD-rate
+# (its cubic fit needs four), in seconds.
 CLASSICAL_QUALITIES = [5, 10, 20, 30, 40, 50, 60, 70, 80, 90]
-LEARNED_LEVEL_STEP = 2
+LEARNED_POINTS = 4
 # Larger photos are swept on a copy of at most this many pixels: ~60 encodes each.
 MAX_PIXELS = 1_000_000
 # Published curves shown until the user picks others: the classical anchors and the
@@ -70,11 +71,13 @@ def measure(image_key: str, _image, codec: str, stamp: str, quality: float, perc
 
 
 def qualities(codec: str) -> list[float]:
-    """A learned model's levels 1, 1 + LEARNED_LEVEL_STEP, ... and its top; CLASSICAL_QUALITIES."""
+    """LEARNED_POINTS of a learned model's levels, evenly spread and its bottom and top
+    among them (1, 3, 6, 8 of eight); CLASSICAL_QUALITIES."""
     if codec not in learned_names():
         return CLASSICAL_QUALITIES
     levels = rd.sweep_qualities(codec)
-    return sorted(set(levels[::LEARNED_LEVEL_STEP]) | {levels[-1]})
+    k = min(LEARNED_POINTS, len(levels))  # a model has two levels at least
+    return [levels[round(i * (len(levels) - 1) / (k - 1))] for i in range(k)]
 
 
 def interleaved(points: list, learned: set) -> list:
