@@ -284,19 +284,20 @@ class CompressionModel(nn.Module):
     def _fast(self, module: nn.Module, dtype: torch.dtype, stages: list | None = None):
         """The transform in `dtype` on channels_last tensors, bfloat16 about 2.5x faster than
         float32 on CPUs with AVX-512 bf16/AMX (elsewhere emulated, to the same bits where
-        measured: see `precision`). It
-        runs a copy of the module in that dtype (made once per weights version), which gives
-        autocast's results without casting every weight on every call. Only the transforms run
-        this way; the path that makes entropy parameters stays float32, so streams still decode
-        exactly, and the decoded pixels differ from a float32 synthesis by noise far below the
-        coding error (over 50 dB PSNR between the two)."""
+        measured: see `precision`). It runs a copy of the module in that dtype (made once per
+        weights version), which gives autocast's results without casting every weight on every
+        call. Only the transforms run this way; the path that makes entropy parameters stays
+        float32, so streams still decode exactly, and the decoded pixels differ from a float32
+        synthesis by noise far below the coding error (over 50 dB PSNR between the two)."""
         emulated = precision.emulated(dtype)
         fast = self.coding_copy(module, dtype)
 
         def run(x: torch.Tensor) -> torch.Tensor:
             x = x.to(dtype=dtype, memory_format=torch.channels_last)
-            if stages is None or emulated:
-                return fast(x, stages).float().contiguous() if emulated else fast(x).float().contiguous()
+            if emulated:  # Bfloat16Rounded keeps the pooling layers' outputs itself
+                return fast(x, stages).contiguous()
+            if stages is None:
+                return fast(x).float().contiguous()
             for layer in fast:  # what nn.Sequential does, keeping the pooling layers' outputs
                 x = layer(x)
                 if isinstance(layer, nn.MaxPool2d):
