@@ -289,8 +289,8 @@ class CompressionModel(nn.Module):
         call. Only the transforms run this way; the path that makes entropy parameters stays
         float32, so streams still decode exactly, and the decoded pixels differ from a float32
         synthesis by noise far below the coding error (over 50 dB PSNR between the two)."""
-        emulated = precision.emulated(dtype)
         fast = self.coding_copy(module, dtype)
+        emulated = isinstance(fast, Bfloat16Rounded)
 
         def run(x: torch.Tensor) -> torch.Tensor:
             x = x.to(dtype=dtype, memory_format=torch.channels_last)
