@@ -67,6 +67,8 @@ class TrainConfig:
     depth: int = 1                            # seed: convolutions per resolution stage
     lambda_min: float = 0.0                   # with lambda_max: a new geometric lambda ladder
     lambda_max: float = 0.0                   # for the quality levels (0 = keep the model's)
+    levels: int = 0                           # with --init: extend the ladder at its top to this many
+                                              # levels (0 = keep the model's)
     minutes: float = 0.0                      # stop after this much training time (0 = no limit); the
                                               # lr schedule then follows time or steps, whichever is further
     rate_warmup: float = 0.0                  # fraction of the run over which the rate term's weight rises
@@ -297,6 +299,8 @@ def train(cfg: TrainConfig, progress=None, clock=time.monotonic) -> dict:
             model = model.deepened(cfg.depth)  # the same function, room to learn more
         if model.arch == "seed" and cfg.model == "seed-hyperprior":
             model = model.with_hyperprior()  # the trained transforms, a new entropy model for their latent
+        if cfg.levels and cfg.levels != model.levels:
+            model = model.extended(cfg.levels)  # a higher top quality, the trained levels kept
         model.train()
     else:
         model = build_model(new_model_config(cfg))

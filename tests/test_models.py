@@ -287,6 +287,41 @@ def test_a_seed_with_a_hyperprior_keeps_its_transforms_and_trains_from_seed_weig
     assert isinstance(trained, type(both)) and trained.config.depth == 2
 
 
+@pytest.mark.parametrize("name", ["tiny-hyper", "tiny-seedhp"])
+def test_an_extended_ladder_keeps_the_trained_levels_and_continues_the_top(name):
+    """`train --levels` adds levels above the top: the trained levels code the same streams, the
+    new lambdas and log-gains continue the top two levels' steps, and a top quality is a finer one."""
+    model = make_tiny(name)
+    wider = model.extended(model.levels + 2).eval()
+    lams, old = wider.config.lambdas, model.config.lambdas
+    assert wider.levels == model.levels + 2 and lams[:model.levels] == old
+    assert lams[-1] == pytest.approx(old[-1] * (old[-1] / old[-2]) ** 2, rel=1e-4)
+    gains = [wider.gain.gain(torch.tensor([float(q)])).flatten() for q in range(1, wider.levels + 1)]
+    top_step = gains[model.levels - 1].log() - gains[model.levels - 2].log()
+    torch.testing.assert_close(gains[-1].log() - gains[-2].log(), top_step)
+    x = torch.rand(1, 3, 64, 64)
+    for q in (1.0, 2.5, float(model.levels)):
+        assert wider.compress(x, q) == model.compress(x, q)
+    assert sum(map(len, wider.compress(x, float(wider.levels)))) > sum(map(len, model.compress(x, float(model.levels))))
+    with pytest.raises(ValueError, match="extends only to more"):
+        model.extended(model.levels)
+
+
+def test_training_with_more_levels_extends_the_initial_weights(tmp_path, photo, monkeypatch):
+    from PIL import Image
+    from aecore import weights
+    from aecore.train import TrainConfig, train
+    monkeypatch.setenv("AECORE_USER_WEIGHTS", str(tmp_path / "w"))
+    weights.save(make_tiny("tiny-hyper"), "tiny-hyper", tmp_path / "w")
+    (tmp_path / "img").mkdir()
+    Image.fromarray(np.ascontiguousarray(photo[:80, :80])).save(tmp_path / "img" / "a.png")
+    card = train(TrainConfig(data=str(tmp_path / "img"), init="tiny-hyper", out="taller", levels=10, steps=2,
+                             batch_size=1, crop=64, run_dir=str(tmp_path / "run"), weights_dir=str(tmp_path / "w")))
+    assert len(card["config"]["lambdas"]) == 10 and card["quality_range"] == [1, 10]
+    model, _ = weights.load("taller")
+    assert model.levels == 10 and model.gain.log_gain.shape[0] == 10
+
+
 def test_gaussian_tables_code_as_scipys_ndtr_tables_do():
     """The tables' CDF avoids importing scipy: every table must code the same bytes as one made
     with scipy.special.ndtr, or streams written before would no longer decode."""

@@ -210,6 +210,25 @@ class CompressionModel(nn.Module):
         self.init_log_gain = tuple(0.5 * math.log(lam / mid) for lam in config.lambdas)
         self._copies: dict = {}
 
+    def extended(self, levels: int) -> "CompressionModel":
+        """The same model with `levels` quality levels: the new ones continue the lambda ladder
+        at its top at the same ratio, and their gains continue the top two levels' log-gains in a
+        straight line, so training starts them near a finer quantizer of what the top level does."""
+        if levels <= self.levels:
+            raise ValueError(f"a model with {self.levels} levels extends only to more, not {levels}")
+        lambdas = list(self.config.lambdas)
+        ratio = lambdas[-1] / lambdas[-2]
+        lambdas += [round(lambdas[-1] * ratio ** (i + 1), 6) for i in range(levels - self.levels)]
+        wider = type(self)(ModelConfig.from_dict({**self.config.to_dict(), "lambdas": lambdas}))
+        state = self.state_dict()
+        for name, table in state.items():
+            if name.endswith(("log_gain", "log_inverse_gain")):
+                step = table[-1] - table[-2]
+                state[name] = torch.cat([table] + [(table[-1] + step * (i + 1))[None]
+                                                   for i in range(levels - self.levels)])
+        wider.load_state_dict(state)
+        return wider
+
     def rate_parameters(self) -> list[nn.Parameter]:
         """Entropy-model densities and gains: few numbers that must move far, so training
         gives them a larger learning rate (see TrainConfig.rate_lr_scale)."""
