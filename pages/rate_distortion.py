@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import math
 import threading
+import time
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -30,12 +31,17 @@ from pages import shared
 THIS_IMAGE, IMAGE_SET, KODAK = "This image", "A set of images", "Kodak benchmark"
 SCOPES = [THIS_IMAGE, IMAGE_SET, KODAK]
 ANCHOR = "jpeg"
-# The interactive sweep: 10 classical qualities (the benchmark sweeps 19) and four trained levels
-# of a learned model spread from its bottom to its top (the benchmark sweeps each; a learned point
-# costs about ten classical ones, and the sweep waits on them): enough for a curve and a BD-rate
-# (its cubic fit needs four), in seconds.
-CLASSICAL_QUALITIES = [5, 10, 20, 30, 40, 50, 60, 70, 80, 90]
+# The interactive sweep: 8 classical qualities (the benchmark sweeps 19), closer together at the
+# bottom where the curves bend, and four trained levels of a learned model spread from its bottom
+# to its top (the benchmark sweeps each; a learned point costs about ten classical ones, and the
+# sweep waits on them): enough for a curve and a BD-rate (its cubic fit needs four), in seconds.
+# The whole sweep is CPU-bound (about 20 CPU-seconds at 768x512 with the default codecs, a quarter
+# of it the metrics), so its time follows the number of points.
+CLASSICAL_QUALITIES = [5, 10, 20, 30, 45, 60, 75, 90]
 LEARNED_POINTS = 4
+# Curves are redrawn as codecs finish, but at most this often after the first: each redraw mounts
+# a new chart in the browser, which shares the machine's cores with the sweep.
+LIVE_SECONDS = 2.0
 # Larger photos are swept on a copy of at most this many pixels: ~60 encodes each.
 MAX_PIXELS = 1_000_000
 # Published curves shown until the user picks others: the classical anchors and the
@@ -104,8 +110,9 @@ def sweep(images: dict[str, tuple[str, object]], codecs: list[str], metric: str 
 
     The first classical codec is started first (milliseconds a point, so its curve shows within
     a second or two), then the learned points spread among the other classical ones
-    (`interleaved`); `live(rows)` is called with the rows so far each time a codec's curve is
-    complete. The rows come back in the order of `codecs`."""
+    (`interleaved`); `live(rows)` is offered the rows of the complete curves after each point
+    while one of them is not drawn yet, and says whether it drew them. The rows come back in the
+    order of `codecs`."""
     learned = set(learned_names())  # one listing of the weights folders, not one per point
     order = sorted(codecs, key=lambda c: c in learned)  # stable: the user's order within each kind
     points = [(name, key, pixels, codec, q) for codec in order for name, (key, pixels) in images.items()
@@ -120,15 +127,17 @@ def sweep(images: dict[str, tuple[str, object]], codecs: list[str], metric: str 
     left = {c: sum(p[3] == c for p in plan) for c in order}
     ctx = get_script_run_ctx()  # the worker threads belong to this session's run (caches, no warnings)
     bar = st.progress(0.0, text="Coding and measuring...")
-    rows = []
+    rows, undrawn = [], False
     for i, row in rd.in_parallel(calls, initializer=lambda: add_script_run_ctx(threading.current_thread(), ctx)):
         name, codec = plan[i][0], plan[i][3]
         rows.append({**row, "image": name})
         bar.progress(len(rows) / len(plan), text=f"{label(codec)} at quality {plan[i][4]:g} · {name} "
                                                  f"({len(rows)} of {len(plan)})")
         left[codec] -= 1
-        if live is not None and not left[codec]:
-            live(sorted(rows, key=lambda r: (codecs.index(r["codec"]), r["quality"])))
+        undrawn |= not left[codec]
+        if live is not None and undrawn and len(rows) < len(plan):
+            complete = [r for r in rows if not left[r["codec"]]]
+            undrawn = not live(sorted(complete, key=lambda r: (codecs.index(r["codec"]), r["quality"])))
     bar.empty()
     kept.trim()  # the analyses filled in during the sweep count now
     return sorted(rows, key=lambda r: (codecs.index(r["codec"]), list(images).index(r["image"]), r["quality"]))
@@ -169,7 +178,7 @@ def shrunk(key: str, pixels) -> tuple[str, object]:
 def pick_codecs() -> list[str]:
     options = learned_names() + classical_names()
     return st.multiselect("Codecs", options, default=rd.default_codecs(), key="rd_codecs", format_func=label,
-                          help="Learned models at every other trained level and their top; classical codecs at 10 qualities. "
+                          help="Learned models at four trained levels from bottom to top; classical codecs at 8 qualities. "
                                "JPEG is the reference of the BD-rate table. Fine-tuned models can be added here.")
 
 
@@ -307,10 +316,13 @@ def this_image() -> None:
     metric = pick_metric()
     chart, drawn = st.empty(), []
 
-    def live(rows_so_far: list[dict]) -> None:  # each curve drawn as its last point arrives
-        drawn.append(1)
+    def live(rows_so_far: list[dict]) -> bool:  # curves drawn as their last points arrive
+        if drawn and time.monotonic() - drawn[-1] < LIVE_SECONDS:
+            return False
+        drawn.append(time.monotonic())
         chart.plotly_chart(rd_chart.figure(rows_so_far, False, None, None, metric, label=label),
                            key=f"rd_live_{len(drawn)}", config={"displaylogo": False})
+        return True
 
     rows = sweep({name: (key, coded)}, codecs, metric, live=live)
     chart.empty()
