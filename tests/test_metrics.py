@@ -80,7 +80,8 @@ def test_ssim_matches_skimage(image):
         image, other, data_range=255, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
         channel_axis=-1 if image.ndim == 3 else None,
     )
-    assert ssim(image, other) == pytest.approx(expected, abs=1e-9)
+    # float32 maps (`metrics._centred`): within 2e-6 of skimage's float64, four decimals shown
+    assert ssim(image, other) == pytest.approx(expected, abs=2e-6)
     assert ssim(image, image) == 1.0
 
 
