@@ -44,9 +44,12 @@ REFERENCE = "jpeg"  # the project's reference codec (OpenCV JPEG)
 QUALITY, SAME_AS_OTHER, TARGET_SIZE = "quality", "same size as the other side", "target size"
 SETTINGS = (QUALITY, SAME_AS_OTHER, TARGET_SIZE)
 ORIGINAL = "original"
-# Above this many pixels the app codes a downscaled copy (`shrink_to_pixels`) unless asked
-# for full size: a 12 MP photo takes several seconds per learned encode on 2 cores.
+# Above this many pixels a photo is large: a 12 MP photo takes several seconds per learned encode
+# on 2 cores. The app shows a large photo's result from a copy first (`shrink_to_pixels`), then
+# codes it in full, or codes a copy of this many pixels alone where asked.
 LARGE_PIXELS = 4_000_000
+# A large photo coded in full is shown first from a copy of at most this many pixels, in about a second.
+PREVIEW_PIXELS = 1_000_000
 # SSIMULACRA 2 is scored on a copy of at most this many pixels (both images scaled alike):
 # it takes about 0.7 s at 768x512 and 20 s at 12 MP on one core, per codec.
 SSIMULACRA2_PIXELS = 1_000_000

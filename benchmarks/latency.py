@@ -73,7 +73,9 @@ def main(argv=None) -> int:
     parser.add_argument("kodak", nargs="?", default=str(ROOT.parent / "shared" / "data" / "kodak"))
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--out", default=str(RESULTS / "latency.json"))
-    parser.add_argument("--big-runs", type=int, default=2, help="runs of the 12 MP row (default 2; 0 leaves it out)")
+    parser.add_argument("--big-runs", type=int, default=2,
+                        help="runs of the 12 MP rows: the command line's and the Compare page's upload "
+                             "(default 2; 0 leaves them out)")
     parser.add_argument("--page-runs", type=int, default=10,
                         help="interactions per Compare page row in Chromium (default 10; 0 leaves the page rows out)")
     parser.add_argument("--cold-runs", type=int, default=10, help="app cold starts (default 10)")
@@ -117,7 +119,7 @@ def main(argv=None) -> int:
             print(f"{line} (load {loads[-1]:.1f})", file=sys.stderr, flush=True)
 
         for name, row in page_latency.measure(Path(args.kodak), args.page_runs, args.cold_runs, args.rd_runs,
-                                              progress).items():
+                                              progress, args.big_runs).items():
             rows[name] = {"command": "python benchmarks/latency.py (Chromium, Playwright)", **row}
         rows_load = {"page_rows_load_average_1min": {"min": round(min(loads), 2), "max": round(max(loads), 2)}}
     else:

@@ -8,6 +8,8 @@ A `streamlit run` of the app with the shipped weights only, driven by Debian's C
 - Compare, upload to first result: a Kodak photo (768x512) set on the file input to its slider;
 - Compare, quality slider moved to new result shown: one step of the learned quality (keyboard,
   each step a quality not coded before) to the new slider;
+- Compare, 12 MP upload: a Kodak photo scaled to 4000x3000 set on the file input, to the labelled
+  preview result (coded from a copy) and to the full-size result that replaces it;
 - Rate-distortion, "This image": a new Kodak photo uploaded to the first curve drawn, and to
   the whole sweep (every default codec) with the run over.
 A result counts as shown when the slider on the page shows a new result with its pictures loaded
@@ -80,8 +82,30 @@ def _timed_new_slider(page, act) -> float:
     return page.evaluate("window.__aecShownAt") / 1000 - t0
 
 
-def measure(kodak: Path, runs: int = 10, cold_runs: int = 10, rd_runs: int = 10, progress=print) -> dict:
-    """The page rows: {row name: summary}. Needs Chromium on the PATH and Kodak's PNGs in `kodak`."""
+BACKGROUND_NOTE = "is being coded in the background"  # the preview's label while the full image is coded
+FULL_SHOWN = ("old => { " + FIND_SLIDER + " const r = slider(); return !!r && r.dataset.updates !== old && "
+              "!document.body.innerText.includes('" + BACKGROUND_NOTE + "'); }")
+
+
+def _timed_large_upload(page, upload, photo: Path) -> tuple[float, float]:
+    """Seconds from setting a large photo on the file input to its labelled preview result, and to
+    the full-size result that replaces it."""
+    old = page.wait_for_function(SLIDER_SHOWN).json_value()
+    page.evaluate("window.__aecShownAt = null")
+    t0 = time.time()
+    upload.set_input_files(str(photo))
+    page.wait_for_function(NEW_RESULT, arg=old, polling=20)
+    preview = page.evaluate("window.__aecShownAt") / 1000 - t0
+    page.get_by_text(BACKGROUND_NOTE).wait_for()  # it was the preview, labelled as such
+    shown = page.wait_for_function(SLIDER_SHOWN).json_value()
+    page.wait_for_function(FULL_SHOWN, arg=shown, polling=50)
+    return preview, time.time() - t0
+
+
+def measure(kodak: Path, runs: int = 10, cold_runs: int = 10, rd_runs: int = 10, progress=print,
+            big_runs: int = 0) -> dict:
+    """The page rows: {row name: summary}. Needs Chromium on the PATH and Kodak's PNGs in `kodak`;
+    `big_runs` 12 MP uploads (0 leaves the row out)."""
     from playwright.sync_api import sync_playwright
 
     chromium = shutil.which("chromium")
@@ -128,6 +152,23 @@ def measure(kodak: Path, runs: int = 10, cold_runs: int = 10, rd_runs: int = 10,
                     progress(f"upload {i + 1}/{runs} ({photo.name}): {uploads[-1]:.2f} s")
                 rows["Compare, upload to first result"] = summary(
                     uploads, "a new Kodak photo (0.39 MP) set on the file input to its slider")
+                previews, fulls = [], []
+                for i, photo in enumerate(photos[-big_runs:] if big_runs else []):
+                    from PIL import Image
+                    big = Path(empty) / f"big_{photo.stem}.png"
+                    Image.open(photo).convert("RGB").resize((4000, 3000), Image.LANCZOS).save(big)
+                    page.wait_for_function(COMPARE_DONE, polling=100)  # the last result's scoring is over
+                    preview, whole = _timed_large_upload(page, upload, big)
+                    big.unlink()
+                    previews.append(preview)
+                    fulls.append(whole)
+                    progress(f"12 MP upload {i + 1}/{big_runs} ({photo.name}): preview {preview:.2f} s, "
+                             f"full {whole:.1f} s")
+                if previews:
+                    rows["Compare, 12 MP upload, labelled preview shown"] = summary(
+                        previews, "a Kodak photo scaled to 4000x3000 set on the file input to its preview's slider")
+                    rows["Compare, 12 MP upload, full-size result shown"] = summary(
+                        fulls, "the same, to the full-size result replacing the preview")
 
                 first, whole = [], []
                 # The last upload's scoring (SSIMULACRA 2, heatmaps) must not run beside the first sweep.

@@ -158,6 +158,11 @@ def controls(model: str | None) -> dict:
 # can show its progress and a Cancel button; its comparisons are kept here, a few at a time.
 REFINE_TASK, REFINED, CANCELLED = "compare_refine_task", "compare_refined", "compare_refine_cancelled"
 PRESETS_KEY = "effort_presets"  # {effort: refine.Schedule} replacing refine.PRESETS (tests: a few iterations)
+# A large photo's full-size comparison: coded on this session's background thread while the page
+# shows its copy's result (the task), then kept for its run key (the last one only: a 12 MP
+# comparison holds its original and every decoded image).
+FULL_TASK, FULL_DONE = "compare_full_task", "compare_full_done"
+FULL_POLL_SECONDS = 1.0
 
 
 def _duration(seconds: float) -> str:
@@ -207,9 +212,7 @@ def refined_comparison(run_key: str, image, sides) -> cmp.Comparison | None:
     if task is None or task.key != run_key or task.cancelled:
         if task is not None:
             task.cancel()
-        # learned codecs resolved here, on the page's thread (its cached loader); never modified
-        resolved = [s if s is None or s.codec not in learned_names() else
-                    dataclasses.replace(s, codec=shared.codec(s.codec)) for s in sides]
+        resolved = resolved_sides(sides)
         presets = st.session_state.get(PRESETS_KEY)
         task = background.Task(run_key, lambda progress, cancel: cmp.compare_sides(
             image, *resolved, perceptual=False, refining={"presets": presets, "progress": progress, "cancel": cancel}))
@@ -237,6 +240,51 @@ def refined_comparison(run_key: str, image, sides) -> cmp.Comparison | None:
     while len(kept) > 4:
         kept.pop(next(iter(kept)))
     st.rerun()  # the result replaces the progress bar and the button
+
+
+def resolved_sides(sides) -> list:
+    """The sides with learned codecs resolved here, on the page's thread (its cached loader), for
+    a background task to code with; never modified."""
+    return [s if s is None or s.codec not in learned_names() else dataclasses.replace(s, codec=shared.codec(s.codec))
+            for s in sides]
+
+
+def full_size_result(run_key: str) -> cmp.Comparison | None:
+    """A large photo's full-size comparison for these settings, once its background task is over."""
+    done = st.session_state.setdefault(FULL_DONE, {})
+    task = st.session_state.get(FULL_TASK)
+    if task is not None and task.finished.is_set():
+        st.session_state.pop(FULL_TASK)
+        if task.key == run_key and task.error is not None:
+            raise task.error
+        if task.key == run_key:
+            done.clear()
+            done[run_key] = task.result
+    return done.get(run_key)
+
+
+def full_size_task(run_key: str, image, sides) -> background.Task:
+    """The background task coding a large photo in full while the page shows its copy's result.
+    One at a time per session: coding cannot stop mid-file, so a task for settings changed since
+    runs to its end before the next one starts, and only one full-size comparison is being made."""
+    task = st.session_state.get(FULL_TASK)
+    if task is None:
+        resolved = resolved_sides(sides)
+        task = background.Task(run_key, lambda progress, cancel: cmp.compare_sides(
+            image, *resolved, codecs=shared.codec, perceptual=False, structural=False))
+        st.session_state[FULL_TASK] = task
+    return task
+
+
+def full_size_progress(task: background.Task, shape, copy_shape) -> None:
+    """The preview's label, polled (a fragment): the whole page reruns once the task is over."""
+    if task.finished.is_set():
+        st.rerun()
+    (h, w), (ch, cw) = shape[:2], copy_shape[:2]
+    st.info(f"**Preview**: coded from a {cw}×{ch} copy ({ch * cw / 1e6:.1f} MP), and its numbers are that "
+            f"copy's. The full {w}×{h} image is being coded in the background ({task.seconds:.0f} s so far); its "
+            "result replaces this one, with every score, the downloads and the heatmaps.",
+            icon=":material/hourglass_top:")
 
 
 def slider_height(shape) -> int:
@@ -447,18 +495,23 @@ def main() -> None:
         st.markdown(describe(pixels, name))
         if notes:
             st.info("Converted while loading: " + "; ".join(notes) + ".", icon=":material/info:")
-        coded = pixels
+        coded, small = pixels, None
         h, w = pixels.shape[:2]
         if h * w > cmp.LARGE_PIXELS:
             small = shared.downscaled(source_key, pixels, cmp.LARGE_PIXELS)
             full = st.checkbox(
-                f"Code the full {w}×{h} image", key="full_size", value=False,
-                help=f"Large photos are coded from a {small.shape[1]}×{small.shape[0]} copy by default, so the "
-                     "result arrives in about a second. Tick to code every pixel: slower, several seconds per codec.")
+                f"Code the full {w}×{h} image", key="full_size", value=True,
+                help="A large photo's result comes first from a copy of about "
+                     f"{cmp.PREVIEW_PIXELS / 1e6:g} MP; the full image is coded after it in the background "
+                     "(several seconds per codec) and its result replaces the copy's. Untick to code a "
+                     f"{small.shape[1]}×{small.shape[0]} copy alone.")
             if not full:
                 coded = small
                 sh, sw = small.shape[:2]
                 st.caption(f"Coding a {sw}×{sh} copy ({sh * sw / 1e6:.1f} MP); all numbers below are for that copy.")
+            else:
+                small = shared.downscaled(source_key, pixels, cmp.PREVIEW_PIXELS)  # the preview's copy
+            label = st.empty()  # the preview's label, while the full image is coded
     with ctl_col:
         with st.container(border=True):
             if model is None:
@@ -469,16 +522,29 @@ def main() -> None:
             if st.session_state.pop(CANCELLED, False):
                 st.info("Refinement cancelled: showing the fast encoder's result.", icon=":material/info:")
 
-    image_key = f"{source_key}|{coded.shape}"
     sides = (settings["left"], settings["right"], settings["extra"])
     stamps = "|".join(weights.stamp(s.codec) for s in sides if s is not None and s.codec in learned_names())
-    run_key = "|".join(map(str, (image_key, stamps) + sides + (st.session_state.get(PRESETS_KEY),)))
-    height = slider_height(coded.shape)
+
+    def keys(image) -> tuple[str, str]:
+        image_key = f"{source_key}|{image.shape}"
+        return image_key, "|".join(map(str, (image_key, stamps) + sides + (st.session_state.get(PRESETS_KEY),)))
+
+    full_comp, full_key = None, None
     try:
+        if small is not None and coded is pixels and not cmp.refines(sides):  # the copy first, then in full
+            full_key = keys(pixels)[1]
+            full_comp = full_size_result(full_key)
+            if full_comp is None:
+                coded = small
+        image_key, run_key = keys(coded)
+        height = slider_height(coded.shape)
         if cmp.refines(sides):
             comp = refined_comparison(run_key, coded, sides)
             if comp is None:
                 return
+            views = build_views(run_key, comp, height, image_key)
+        elif full_comp is not None:
+            comp = full_comp
             views = build_views(run_key, comp, height, image_key)
         else:
             if st.session_state.get(REFINE_TASK) is not None:  # back to fast effort: stop the refinement
@@ -503,6 +569,13 @@ def main() -> None:
         headline(comp)
     shared.live_slider(views["slider"], height, key="compare_slider")
     remember_operating_point(comp, name, coded.shape)  # for the other pages, before anything can stop this run
+    if full_key is not None and full_comp is None:
+        # The copy's result is shown: now the full image, which gets the cores; the scores, tables,
+        # downloads and heatmaps come with its result.
+        task = full_size_task(full_key, pixels, sides)
+        with label.container():
+            st.fragment(full_size_progress, run_every=FULL_POLL_SECONDS)(task, pixels.shape, small.shape)
+        return
     # Everything after the slider waits until the page has been still a moment: a run superseded
     # meanwhile (the quality slider dragged on) stops in the wait, not in scoring beside the new run.
     scored_runs = st.session_state.setdefault(SCORED_RUNS_KEY, set())

@@ -183,16 +183,33 @@ def test_uploads_good_and_bad(app):
     assert not at.exception and "truncated or corrupt" in at.error[0].value
 
 
-def test_large_photo_is_coded_downscaled_unless_asked(app, monkeypatch):
+def test_large_photo_shows_its_copy_first_then_the_full_size_result(app, monkeypatch):
+    """A large photo: a labelled result from its copy at once, the full image coded on a background
+    task meanwhile, and its result on the next run; unticked, the copy alone."""
     monkeypatch.setattr("aecore.compare.LARGE_PIXELS", 3000)  # read by the page at run time
+    monkeypatch.setattr("aecore.compare.PREVIEW_PIXELS", 1200)
     at = run_compare(app)
     picture = np.random.default_rng(0).integers(0, 256, size=(60, 80, 3), dtype=np.uint8)
     at.file_uploader(key="upload").set_value(("wide.png", png_bytes(picture), "image/png")).run()
     assert not at.exception
-    box = at.checkbox(key="full_size")
-    assert not box.value and at.session_state["operating_point"]["size"] != "80x60"
-    box.check().run()
+    assert at.checkbox(key="full_size").value
+    assert at.session_state["operating_point"]["size"] == "40x30"  # the preview's copy
+    assert not at.table  # its scores and tables come with the full result
+    assert any("Preview" in i.value and "80×60 image is being coded in the background" in i.value for i in at.info)
+    task = at.session_state["compare_full_task"]
+    assert task.finished.wait(60) and task.error is None
+    full = task.result
+    assert full.original.shape[:2] == (60, 80) and all(r.decoded.shape[:2] == (60, 80) for r in full.results)
+    at.run()  # what the preview's label does, polling, once the task is over
     assert not at.exception and at.session_state["operating_point"]["size"] == "80x60"
+    assert not any("Preview" in i.value for i in at.info)
+    assert "compare_full_task" not in at.session_state
+    sizes = [int(v.replace(",", "")) for v in table(at).loc["Size (bytes)"].tolist()]
+    assert sizes == [r.num_bytes for r in full.results]  # the full image's files, not the copy's
+
+    at.checkbox(key="full_size").uncheck().run()  # a larger copy alone, no background work
+    assert not at.exception and at.session_state["operating_point"]["size"] == "63x47"
+    assert "compare_full_task" not in at.session_state and not any("Preview" in i.value for i in at.info)
 
 
 def test_without_learned_weights_the_page_explains(app, user_weights):
