@@ -1,10 +1,11 @@
 """The .aec container: a self-describing learned-codec stream.
 
-Layout (all integers little-endian); version 1 has no metadata block, version 2 has one:
+Layout (all integers little-endian); version 1 has no metadata block, version 2 may have one,
+version 3 is version 2 whose entropy parameters are computed in fixed point (below):
 
     offset  size  field
     0       4     magic b"\\x8bAEC" (a non-ASCII first byte catches text-mode transfers)
-    4       1     format version (1)
+    4       1     format version (1, 2 or 3)
     5       1     flags: bit 0 = grayscale source; bit 1 = the synthesis runs in float32 (else bfloat16)
     6       1     n: length of the model name
     7       n     model name (ASCII: letters, digits, '-', '_')
@@ -16,10 +17,10 @@ Layout (all integers little-endian); version 1 has no metadata block, version 2 
     ..      1     k: number of sections
     ..      4k    section lengths (u32 each)
     ..      ...   sections (entropy-coded payloads, in order)
-    ..      ...   version 2 only: the metadata block, to end-4 (below)
+    ..      ...   version 2 and 3: the metadata block when there is one, to end-4 (below)
     end-4   4     CRC-32 of everything before it
 
-Metadata block (version 2; see `aecore.metadata` for what each value may hold):
+Metadata block (version 2 and 3; see `aecore.metadata` for what each value may hold):
 
     1       m: number of entries (1 to 3)
     then m entries, types strictly ascending:
@@ -29,6 +30,12 @@ Metadata block (version 2; see `aecore.metadata` for what each value may hold):
 
 A stream without metadata is written as version 1, byte for byte the layout every earlier
 aecore wrote and reads; only a stream that carries metadata needs a reader of version 2.
+
+Version 3: the hyper-synthesis that gives y's means and scales runs in fixed point
+(`aecore.models.exact`), so every machine and library picks the encoder's scale tables; in
+versions 1 and 2 it ran in float32, whose sums differ between CPUs' kernels in the last bits,
+which can garble a stream decoded on another kind of CPU. Encoders of models with a
+hyperprior write version 3; a reader of version 2 refuses it instead of decoding it wrongly.
 
 The header is validated (and the image size checked against the pixel limit) before
 any payload is decoded, so a hostile file cannot cause a large allocation.
@@ -44,8 +51,9 @@ from .errors import BitstreamError
 from .metadata import Metadata, MetadataError
 
 MAGIC = b"\x8bAEC"
-VERSION = 2                # the newest this reads and writes
+VERSION = 3                # the newest this reads and writes
 METADATA_VERSION = 2       # the first version with a metadata block
+EXACT_VERSION = 3          # the first version whose entropy parameters are fixed point
 _TYPES = {1: "exif", 2: "icc", 3: "name"}
 MAX_SECTIONS = 16
 _NAME = re.compile(rb"^[A-Za-z0-9][A-Za-z0-9_-]*$")
@@ -62,6 +70,7 @@ class Header:
     grayscale: bool = False
     version: int = 1
     float32_synthesis: bool = False  # flag bit 1: what the decoder computes (seed streams since it was added)
+    exact_parameters: bool = False   # version 3: y's means and scales from the fixed-point h_s
     metadata: Metadata = Metadata()
 
     def to_dict(self) -> dict:
@@ -69,6 +78,7 @@ class Header:
                 "weights_sha256_prefix": self.weights_hash.hex(), "height": self.height, "width": self.width,
                 "quality": self.quality, "tile": self.tile, "grayscale": self.grayscale,
                 "synthesis": "float32" if self.float32_synthesis else "bfloat16",
+                "entropy_parameters": "fixed point" if self.exact_parameters else "float32",
                 "metadata": self.metadata.to_dict()}
 
 
@@ -89,7 +99,8 @@ def metadata_block(metadata: Metadata) -> bytes:
 
 
 def pack(header: Header, sections: list[bytes]) -> bytes:
-    """The stream; version 2 when `header.metadata` holds anything, else version 1."""
+    """The stream; version 3 for fixed-point entropy parameters, else version 2 when
+    `header.metadata` holds anything, else version 1."""
     name = header.model.encode("ascii")
     if not _NAME.match(name) or len(name) > 255:
         raise ValueError(f"invalid model name {header.model!r}")
@@ -97,7 +108,7 @@ def pack(header: Header, sections: list[bytes]) -> bytes:
         raise ValueError("too many sections")
     block = metadata_block(header.metadata)
     body = b"".join([
-        MAGIC, struct.pack("<BBB", METADATA_VERSION if block else 1,
+        MAGIC, struct.pack("<BBB", EXACT_VERSION if header.exact_parameters else METADATA_VERSION if block else 1,
                            int(header.grayscale) | int(header.float32_synthesis) << 1, len(name)), name,
         header.weights_hash[:8].ljust(8, b"\0"),
         struct.pack("<IIHHB", header.height, header.width, round(header.quality * 1000), header.tile,
@@ -154,10 +165,12 @@ def unpack(data: bytes, max_pixels: int | None = None) -> tuple[Header, list[byt
     if max_pixels is not None and height * width > max_pixels:
         raise BitstreamError(f"image size {width}x{height} is above the {max_pixels / 1e6:.1f} megapixel limit")
     sections = [r.take(n, "payload") for n in lengths]
-    metadata = _read_metadata(_Reader(data[end:-4])) if version >= METADATA_VERSION else Metadata()
+    # version 2 always has the block; version 3 has one when bytes follow the sections
+    has_block = version == METADATA_VERSION or (version > METADATA_VERSION and end + 4 < len(data))
+    metadata = _read_metadata(_Reader(data[end:-4])) if has_block else Metadata()
     header = Header(model=name.decode("ascii"), weights_hash=weights_hash, height=height, width=width,
                     quality=quality / 1000, tile=tile, grayscale=bool(flags & 1), version=version,
-                    float32_synthesis=bool(flags & 2),
+                    float32_synthesis=bool(flags & 2), exact_parameters=version >= EXACT_VERSION,
                     metadata=metadata)
     return header, sections
 

@@ -12,7 +12,9 @@ round to bfloat16 wherever aecore's bfloat16 copy does (weights, and the output 
 operation), which brings the decoded pixels within one grey level of aecore's instead of
 two. A model that decodes in float32 (`decode_dtype`: the seed) gets a plain float32
 "synthesis" and, for its streams made before, "synthesis_bfloat16". The hyper transforms
-run in float32, as in aecore. Gains are not in the graphs: the
+run in float32, as in aecore, for streams of format versions 1 and 2; version 3 streams compute
+the hyper synthesis in fixed point (`aecore.models.exact`), whose integer weights go into
+HYPER_FILE, its rule into the JSON. Gains are not in the graphs: the
 quality is continuous, so the JSON holds the per-level log-gains and the rule that
 interpolates them.
 """
@@ -23,10 +25,12 @@ import json
 from pathlib import Path
 import warnings
 
+import numpy as np
 import torch
 from torch import nn
 
 from . import weights
+from .models import exact
 from .models.base import LATENT_FACTOR, CompressionModel
 from .models.entropy import MAX_RADIUS, SCALE_MIN, SCALE_TABLE, TAIL_SIGMAS, gaussian_tables
 from .models.precision import Bfloat16Rounded
@@ -35,17 +39,19 @@ FORMAT = "aecore-onnx"
 FORMAT_VERSION = 1
 OPSET = 17
 TABLES_FILE = "entropy.json"
+HYPER_FILE = "hyper_synthesis_fixed.npz"  # version 3's fixed-point h_s: weight_i, bias_i (int64) per layer
 # The .aec container (aecore.bitstream), for readers without aecore.
 CONTAINER = {
     "byte_order": "little-endian",
-    "fields": [["magic", 4, "8b 41 45 43"], ["version", 1, "u8, 1 or 2 (2: a metadata block follows the payload)"], ["flags", 1, "u8, bit 0: grayscale source; bit 1: float32 synthesis (the graph 'synthesis'), "
+    "fields": [["magic", 4, "8b 41 45 43"], ["version", 1, "u8, 1, 2 or 3 (2: a metadata block follows the payload; 3: may follow it, "
+                                  "and y's means and scales come from the fixed-point hyper synthesis)"], ["flags", 1, "u8, bit 0: grayscale source; bit 1: float32 synthesis (the graph 'synthesis'), "
                                     "else bfloat16 (the graph 'synthesis_bfloat16' where the export has one, else 'synthesis')"],
                ["name_length", 1, "u8 n"], ["name", "n", "ASCII model name"],
                ["weights_sha256_prefix", 8, "first 8 bytes of the weights' sha256"],
                ["height", 4, "u32"], ["width", 4, "u32"], ["quality", 2, "u16, quality * 1000"],
                ["tile", 2, "u16, synthesis tile in pixels"], ["sections", 1, "u8 k"],
                ["section_lengths", "4k", "u32 each"], ["payload", "sum of lengths", "the sections in order"],
-               ["metadata", "to the CRC", "version 2 only: EXIF, ICC profile, file name (see aecore/bitstream.py); "
+               ["metadata", "to the CRC", "versions 2 and 3: EXIF, ICC profile, file name (see aecore/bitstream.py); "
                                           "not needed to decode the pixels"],
                ["crc32", 4, "u32, zlib CRC-32 of everything before it"]],
     "padding": "the image is coded padded to multiples of `stride` by repeating its last row and column",
@@ -146,11 +152,23 @@ def tables(model: CompressionModel, card: dict, name: str) -> dict:
              "radii": [len(p) // 2 for p in gaussian_tables()], "pmfs": [p.tolist() for p in gaussian_tables()],
              "scale_index": ("the smallest i with scale <= scale_table[i] in float32 (numpy: "
                              "searchsorted(float32 table, float32 scale, side='left'), clipped to 0..63); "
-                             "scale is hyper_synthesis' output"),
+                             "scale (and mean) from fixed_hyper_synthesis for version 3 streams, from the "
+                             "hyper_synthesis graph for versions 1 and 2"),
              "order": ("the latent's C*h*w values (C, h, w raster order) sorted stably by scale index; "
                        "index i's values coded with pmfs[i] over -radii[i]..radii[i]"),
              "decode": "y_hat = ((symbol - radius) + mean) * inverse_gain_y(q)"},
         ]
+        doc["fixed_hyper_synthesis"] = {
+            "file": HYPER_FILE, "act_bits": exact.ACT_BITS, "act_limit": exact.ACT_LIMIT,
+            "layers": [layer.to_dict() for layer in model.fixed_h_s()],
+            "rule": ("float64 throughout, every value an integer until the last layer: "
+                     "a = clip(z_symbol * round(2**act_bits * inverse_gain_z(q)), -act_limit, act_limit) with "
+                     "inverse_gain_z(q) = exp(log_inverse_gain[low] * (1 - t) + log_inverse_gain[low + 1] * t) "
+                     "in float64 (pos, low and t as in quality_rule, in float64); per layer acc = "
+                     "conv(a, weight_i) + bias_i (conv_transpose when transposed); unless the last: "
+                     "acc = acc * slope where acc < 0, a = clip(floor(acc * 2**-bits + 0.5), -act_limit, act_limit); "
+                     "the last gives acc * 2**-(act_bits + bits), cast to float32: channels [0, C) the mean, "
+                     "[C, 2C) the scale (its absolute value)")}
     else:
         density = model.y_density
         doc["latents"] = [
@@ -175,7 +193,13 @@ def export(name: str, folder: str | Path) -> dict:
         doc["graphs"][graph] = {"file": f"{graph}.onnx", "input": input_name, "outputs": outputs,
                                 "input_factor": factor_in, "output_factor": factor_out,
                                 "arithmetic": "bfloat16-rounded" if isinstance(module, Bfloat16Rounded) else "float32"}
+    if "fixed_hyper_synthesis" in doc:
+        arrays = {}
+        for i, layer in enumerate(model.fixed_h_s()):
+            arrays[f"weight_{i}"] = layer.weight.to(torch.int64).numpy()
+            arrays[f"bias_{i}"] = layer.bias.to(torch.int64).numpy()
+        np.savez_compressed(folder / HYPER_FILE, **arrays)
     (folder / TABLES_FILE).write_text(json.dumps(doc))
     return {p.name: p.stat().st_size for p in sorted(folder.iterdir()) if p.name in
-            {TABLES_FILE, *(g["file"] for g in doc["graphs"].values())}}
+            {TABLES_FILE, HYPER_FILE, *(g["file"] for g in doc["graphs"].values())}}
 

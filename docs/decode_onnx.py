@@ -8,19 +8,24 @@ container (entropy.json's "container"), the gains of the stream's quality, the e
 decoders rebuilt from the JSON's tables, then hyper synthesis -> means and scales -> scale
 indexes -> y -> synthesis, in tiles as the header says.
 
-One step cannot be made bit-exact across implementations: the scale index of each y value
-comes from a float32 network, and onnxruntime's float32 sums differ from PyTorch's in the
-last bits, so a scale within about 1e-6 of a table entry may land on the other side of it
-(about one value in a Kodak photo). A wrong index desynchronises the coder, which shows at the
-end of the section (it runs out of words before the last symbol, or has some left over;
-see `read_section`); the decoder then moves the values nearest to a table entry to their
-other index, one and then two at a time, until the section decodes exactly.
+Version 3 streams (what aecore writes for a hyperprior) are decoded exactly: their means and
+scales come from the hyper synthesis in fixed point, integers held in float64, which this
+script computes with numpy (`fixed_hyper_synthesis`) to the same bits as aecore on any CPU.
+
+Versions 1 and 2 took the scale index of each y value from a float32 network, and
+onnxruntime's float32 sums differ from PyTorch's in the last bits, so a scale within about
+1e-6 of a table entry may land on the other side of it (about one value in a Kodak photo). A
+wrong index desynchronises the coder, which shows at the end of the section (it runs out of
+words before the last symbol, or has some left over; see `read_section`); for those streams the
+decoder then moves the values nearest to a table entry to their other index, one and then two
+at a time, until the section decodes exactly.
 """
 from __future__ import annotations
 
 import argparse
 import itertools
 import json
+import math
 from pathlib import Path
 import struct
 import sys
@@ -47,8 +52,8 @@ def parse(data: bytes) -> dict:
     if len(data) < 4 + 3 + 8 + 13 + 4 or zlib.crc32(data[:-4]) != struct.unpack("<I", data[-4:])[0]:
         raise StreamError("checksum mismatch or truncated stream")
     version, flags, n = struct.unpack_from("<BBB", data, 4)
-    if version not in (1, 2):
-        raise StreamError(f"format version {version}: this decoder reads versions 1 and 2")
+    if version not in (1, 2, 3):
+        raise StreamError(f"format version {version}: this decoder reads versions 1 to 3")
     pos = 7
     name = data[pos:pos + n].decode("ascii")
     weights_prefix = data[pos + n:pos + n + 8].hex()
@@ -57,8 +62,9 @@ def parse(data: bytes) -> dict:
     pos += 13
     lengths = struct.unpack_from(f"<{count}I", data, pos)
     pos += 4 * count
-    # version 2 puts a metadata block (EXIF, ICC profile, file name) after the sections: not needed here
-    if pos + sum(lengths) + 4 != len(data) and not (version == 2 and pos + sum(lengths) + 4 < len(data)):
+    # versions 2 and 3 may put a metadata block (EXIF, ICC profile, file name) after the sections:
+    # not needed here
+    if pos + sum(lengths) + 4 != len(data) and not (version >= 2 and pos + sum(lengths) + 4 < len(data)):
         raise StreamError("section lengths do not match the stream size")
     sections = []
     for length in lengths:
@@ -66,7 +72,7 @@ def parse(data: bytes) -> dict:
         pos += length
     return {"name": name, "weights_prefix": weights_prefix, "height": height, "width": width,
             "quality": quality / 1000, "tile": tile, "grayscale": bool(flags & 1),
-            "float32_synthesis": bool(flags & 2), "sections": sections}
+            "float32_synthesis": bool(flags & 2), "exact_parameters": version >= 3, "sections": sections}
 
 
 def gains(table: list, quality: float) -> np.ndarray:
@@ -76,6 +82,57 @@ def gains(table: list, quality: float) -> np.ndarray:
     low = min(int(np.floor(pos)), len(table) - 2)
     t = pos - np.float32(low)
     return np.exp(table[low] * (np.float32(1) - t) + table[low + 1] * t).astype(np.float32)[:, None, None]
+
+
+def conv(a: np.ndarray, weight: np.ndarray, bias: np.ndarray, stride: int, padding: int,
+         transposed: bool, output_padding: int) -> np.ndarray:
+    """One (transposed) convolution of a (C, h, w) float64 array as PyTorch defines it, one
+    kernel tap at a time. Every value is an integer whose sums stay below 2**53, so float64
+    adds them exactly in whatever order BLAS chooses."""
+    k = weight.shape[-1]
+    c, h, w = a.shape
+    if transposed:  # weight (C_in, C_out, k, k): each input scattered to stride-spaced outputs
+        oh, ow = (h - 1) * stride - 2 * padding + k + output_padding, (w - 1) * stride - 2 * padding + k + output_padding
+        full = np.zeros((weight.shape[1], (h - 1) * stride + k + output_padding, (w - 1) * stride + k + output_padding))
+        for ky in range(k):
+            for kx in range(k):
+                full[:, ky:ky + (h - 1) * stride + 1:stride, kx:kx + (w - 1) * stride + 1:stride] += \
+                    np.tensordot(weight[:, :, ky, kx], a, axes=([0], [0]))
+        out = full[:, padding:padding + oh, padding:padding + ow]
+    else:  # weight (C_out, C_in, k, k)
+        padded = np.pad(a, ((0, 0), (padding, padding), (padding, padding)))
+        oh, ow = (h + 2 * padding - k) // stride + 1, (w + 2 * padding - k) // stride + 1
+        out = np.zeros((weight.shape[0], oh, ow))
+        for ky in range(k):
+            for kx in range(k):
+                out += np.tensordot(weight[:, :, ky, kx], padded[:, ky:ky + (oh - 1) * stride + 1:stride,
+                                                                    kx:kx + (ow - 1) * stride + 1:stride], axes=([1], [0]))
+    return out + bias[:, None, None]
+
+
+def fixed_hyper_synthesis(folder: Path, spec: dict, z_symbols: np.ndarray, log_inverse_gain: list,
+                          quality: float) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, scale) of y, float32 (C, h, w), for a version 3 stream: entropy.json's
+    "fixed_hyper_synthesis" rule, the same bits as aecore computes on any machine."""
+    arrays = np.load(folder / spec["file"], allow_pickle=False)
+    table = np.asarray(log_inverse_gain, dtype=np.float64)
+    pos = min(max(quality - 1, 0.0), len(table) - 1)
+    low = min(math.floor(pos), len(table) - 2)
+    t = pos - low
+    gains = np.round(np.array([math.exp(a * (1 - t) + b * t) for a, b in zip(table[low], table[low + 1])])
+                     * 2.0 ** spec["act_bits"])
+    limit = spec["act_limit"]
+    a = np.clip(z_symbols.astype(np.float64) * gains[:, None, None], -limit, limit)
+    for i, layer in enumerate(spec["layers"]):
+        acc = conv(a, arrays[f"weight_{i}"].astype(np.float64), arrays[f"bias_{i}"].astype(np.float64),
+                   layer["stride"], layer["padding"], layer["transposed"], layer["output_padding"])
+        if layer["slope"] is None:
+            out = (acc * 2.0 ** -(spec["act_bits"] + layer["bits"])).astype(np.float32)
+            mean, scale = np.split(out, 2, axis=0)
+            return mean, np.abs(scale)
+        acc = np.where(acc < 0, acc * layer["slope"], acc)
+        a = np.clip(np.floor(acc * 2.0 ** -layer["bits"] + 0.5), -limit, limit)
+    raise StreamError("the export's fixed-point hyper synthesis has no layers")
 
 
 def categorical(pmf) -> object:
@@ -120,8 +177,9 @@ def scale_indexes(scale: np.ndarray, table: np.ndarray) -> np.ndarray:
     return np.searchsorted(table, scale.astype(np.float32), side="left").clip(0, len(table) - 1)
 
 
-def decode_gaussian(data: bytes, latent: dict, scale: np.ndarray, models: list) -> np.ndarray:
-    """(C, h, w) integers coded in groups by scale index (raster order within each group)."""
+def decode_gaussian(data: bytes, latent: dict, scale: np.ndarray, models: list, exact: bool) -> np.ndarray:
+    """(C, h, w) integers coded in groups by scale index (raster order within each group);
+    `exact`: the scales are the encoder's bit for bit, so no index is in doubt."""
     table = np.asarray(latent["scale_table"], dtype=np.float32)
     radii = latent["radii"]
     indexes = scale_indexes(scale, table).ravel()
@@ -136,6 +194,8 @@ def decode_gaussian(data: bytes, latent: dict, scale: np.ndarray, models: list) 
         return values
 
     values = attempt(indexes)
+    if values is None and exact:
+        raise StreamError(f"section {latent['section']} does not decode exactly (corrupt stream or other weights)")
     if values is None:
         values = resolve(attempt, indexes, scale.ravel().astype(np.float32), table)
     return values.reshape(scale.shape)
@@ -209,10 +269,15 @@ def decode(folder: Path, data: bytes) -> np.ndarray:
     if "z" in latents:  # a hyperprior: z first, then y given the means and scales z predicts
         z = latents["z"]
         z_symbols = decode_factorized(stream["sections"][z["section"]], z, shape(z), [categorical(p) for p in z["pmf"]])
-        z_hat = (z_symbols.astype(np.float32) * gains(doc["gains"]["z"]["log_inverse_gain"], q))[None]
-        mean, scale = session("hyper_synthesis").run(None, {"z_hat": z_hat})
-        symbols = decode_gaussian(stream["sections"][y["section"]], y, scale[0], [categorical(p) for p in y["pmfs"]])
-        y_hat = (symbols.astype(np.float32) + mean[0]) * gains(doc["gains"]["y"]["log_inverse_gain"], q)
+        if stream["exact_parameters"]:
+            mean, scale = fixed_hyper_synthesis(folder, doc["fixed_hyper_synthesis"], z_symbols,
+                                                doc["gains"]["z"]["log_inverse_gain"], q)
+        else:
+            z_hat = (z_symbols.astype(np.float32) * gains(doc["gains"]["z"]["log_inverse_gain"], q))[None]
+            mean, scale = (out[0] for out in session("hyper_synthesis").run(None, {"z_hat": z_hat}))
+        symbols = decode_gaussian(stream["sections"][y["section"]], y, scale, [categorical(p) for p in y["pmfs"]],
+                                  exact=stream["exact_parameters"])
+        y_hat = (symbols.astype(np.float32) + mean) * gains(doc["gains"]["y"]["log_inverse_gain"], q)
     else:
         symbols = decode_factorized(stream["sections"][y["section"]], y, shape(y), [categorical(p) for p in y["pmf"]])
         y_hat = symbols.astype(np.float32) * gains(doc["gains"]["y"]["log_inverse_gain"], q)

@@ -111,7 +111,7 @@ def test_tables_are_the_coders(exported):
     """The JSON holds the probability tables aecore's coders are built from, exactly."""
     model, _, files, doc = exported["hyperprior"]
     assert set(files) == {"analysis.onnx", "synthesis.onnx", "hyper_analysis.onnx", "hyper_synthesis.onnx",
-                          "entropy.json"}
+                          "entropy.json", onnx_export.HYPER_FILE}
     z, y = doc["latents"]
     assert (z["name"], z["section"], y["name"], y["section"]) == ("z", 0, "y", 1)
     np.testing.assert_array_equal(np.array(z["pmf"]), model.z_density.pmf_table(model.z_density.radius))
@@ -195,9 +195,9 @@ def test_script_resolves_a_scale_index_on_the_other_side_of_a_table_entry(export
     from skimage.data import astronaut
     script = load_script()
     model, folder, _, doc = exported["hyperprior"]
-    data = get_codec("hyperprior").encode(np.ascontiguousarray(astronaut()[:128, :192]), 4.0)
-    header, sections = bitstream.unpack(data)
-    q = model.quality_tensor(header.quality, 1)
+    x = torch.from_numpy(np.ascontiguousarray(astronaut()[:128, :192])).permute(2, 0, 1)[None].float().div(255)
+    sections = model.compress(x, 4.0, exact_parameters=False)  # a version 1 or 2 stream's sections
+    q = model.quality_tensor(4.0, 1)
     with fixed_threads(), torch.inference_mode():
         z_hat = model.z_density.decompress(sections[0], (model.config.channels, 2, 3)) * model.hyper_gain.inverse_gain(q)
         mean, scale = model.entropy_parameters(z_hat)
@@ -216,4 +216,25 @@ def test_script_resolves_a_scale_index_on_the_other_side_of_a_table_entry(export
     assert (naive != used.ravel()).sum() == 1
     assert script.read_section(sections[1], [(int(n), y["radii"][i], models[i])
                                              for i, n in enumerate(np.bincount(naive, minlength=len(table)))]) is None
-    np.testing.assert_array_equal(script.decode_gaussian(sections[1], y, noisy.reshape(scale.shape), models), symbols)
+    np.testing.assert_array_equal(script.decode_gaussian(sections[1], y, noisy.reshape(scale.shape), models,
+                                                         exact=False), symbols)
+    with pytest.raises(script.StreamError, match="does not decode exactly"):  # version 3: no index is in doubt
+        script.decode_gaussian(sections[1], y, noisy.reshape(scale.shape), models, exact=True)
+
+
+@pytest.mark.parametrize("quality", [1.0, 4.321, 8.0])
+def test_script_computes_the_fixed_point_hyper_synthesis_to_aecores_bits(exported, quality):
+    """Version 3's means and scales: the script's numpy convolutions (one kernel tap at a time,
+    BLAS's summation order) give exactly the bits of aecore's torch ones, from the export's
+    integer weights and the JSON's rule alone."""
+    from aecore.models import exact
+    script = load_script()
+    model, folder, _, doc = exported["hyperprior"]
+    with fixed_threads(), torch.inference_mode():
+        z = model.h_a(model.analysis(model.pad(photo(200, 330))) * model.gain.gain(model.quality_tensor(quality, 1)))
+        z_symbols = torch.round(z * model.hyper_gain.gain(model.quality_tensor(quality, 1)))
+        mean, scale = exact.entropy_parameters(model.fixed_h_s(), model.hyper_gain.log_inverse_gain, z_symbols, quality)
+    assert (z_symbols != 0).float().mean() > 0.05  # a real input, not zeros
+    ours_mean, ours_scale = script.fixed_hyper_synthesis(folder, doc["fixed_hyper_synthesis"], z_symbols[0].numpy(),
+                                                         doc["gains"]["z"]["log_inverse_gain"], quality)
+    assert ours_mean.tobytes() == mean[0].numpy().tobytes() and ours_scale.tobytes() == scale[0].numpy().tobytes()

@@ -95,7 +95,7 @@ class LearnedCodec(Codec):
         t0 = time.perf_counter()
         image = check_image(image)
         self._check_coded_size(image.shape[0], image.shape[1])
-        q = bitstream.quantize_quality(self.check_quality(quality))
+        q = self.model.codable_quality(bitstream.quantize_quality(self.check_quality(quality)))
         rgb = io.to_rgb(image)  # not copied first: float() makes the one copy the model reads
         rgb = torch.from_numpy(rgb) if rgb.flags.writeable else torch.tensor(rgb)
         x = rgb.permute(2, 0, 1)[None].float().div_(255)
@@ -117,7 +117,8 @@ class LearnedCodec(Codec):
         """The .aec file of coded `sections` (as `model.compress` writes them) for this codec."""
         header = bitstream.Header(model=self.name, weights_hash=self.hash, height=height, width=width,
                                   quality=quality, tile=TILE, grayscale=grayscale,
-                                  float32_synthesis=self.model.decode_dtype == torch.float32)
+                                  float32_synthesis=self.model.decode_dtype == torch.float32,
+                                  exact_parameters=self.model.exact_parameters)
         return bitstream.pack(header, sections)
 
     def decode(self, data: bytes) -> np.ndarray:
@@ -134,7 +135,8 @@ class LearnedCodec(Codec):
             raise bitstream.BitstreamError("stream has an empty payload section (corrupt stream)")
         try:
             x_hat = self.model.decompress(sections, header.height, header.width, header.quality, header.tile,
-                                          torch.float32 if header.float32_synthesis else torch.bfloat16)
+                                          torch.float32 if header.float32_synthesis else torch.bfloat16,
+                                          exact_parameters=header.exact_parameters)
         except (ValueError, KeyError) as e:
             raise bitstream.BitstreamError(f"corrupt payload ({e})") from None
         # In place, straight into an (H, W, 3) array: at 12 MP each whole-image float copy is 145 MB.

@@ -199,6 +199,9 @@ class CompressionModel(nn.Module):
     # says which a stream wants). bfloat16 is 2.5x faster; a model whose layers carry its
     # rounding too far for another runtime to reproduce the pixels (the seed) decodes in float32.
     decode_dtype = torch.bfloat16
+    # Whether y's entropy parameters come from side information computed in fixed point
+    # (`aecore.models.exact`, format version 3): models with a hyperprior.
+    exact_parameters = False
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -248,16 +251,23 @@ class CompressionModel(nn.Module):
         return F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
 
     def analyse(self, x: torch.Tensor, quality: float, stages: bool = False,
-                latents: dict | None = None, analysed: torch.Tensor | None = None) -> Analysis:
+                latents: dict | None = None, analysed: torch.Tensor | None = None,
+                exact_parameters: bool = True) -> Analysis:
         """The latents of one padded image (1, 3, H, W); `stages`: keep the pooling stages' maps.
         `latents` ({name: unrounded values after the gains}) replaces the analysis transforms'
         output: a refined encode (`aecore.refine`) codes its own latents through the same path.
-        `analysed` is `analysis(x)` computed before (it does not depend on the quality)."""
+        `analysed` is `analysis(x)` computed before (it does not depend on the quality).
+        `exact_parameters=False`: entropy parameters as format versions 1 and 2 computed them."""
         raise NotImplementedError
+
+    def codable_quality(self, quality: float) -> float:
+        """The quality (on the stream's 1/1000 grid) that an encode at `quality` codes at: itself,
+        or for fixed-point parameters a neighbour where no gain lies at a rounding tie."""
+        return quality
 
     @deterministic
     def compress(self, x: torch.Tensor, quality: float, latents: dict | None = None,
-                 kept: dict | None = None) -> list[bytes]:
+                 kept: dict | None = None, exact_parameters: bool = True) -> list[bytes]:
         """One entropy-coded section per latent, in the order `analyse` lists them.
 
         `kept`, a dict the caller keeps for this one image, holds the analysis transform's output
@@ -272,7 +282,8 @@ class CompressionModel(nn.Module):
                 kept["analysis"] = self.analysis(x)
                 kept["seconds"] = time.perf_counter() - t0
             analysed = kept["analysis"]
-        return [latent.compress() for latent in self.analyse(x, quality, latents=latents, analysed=analysed).latents]
+        return [latent.compress() for latent in
+                self.analyse(x, quality, latents=latents, analysed=analysed, exact_parameters=exact_parameters).latents]
 
     def analysis(self, x: torch.Tensor, stages: list | None = None) -> torch.Tensor:
         """g_a over a padded image, tiled for large inputs (float32 out). `stages`, when given

@@ -9,8 +9,9 @@
 y lives at 1/LATENT_FACTOR (1/16) of the image size, z HYPER_FACTOR (4) times coarser
 (1/64): the multi-resolution latents. Gains
 (Cui et al. 2021) give one network a continuous rate. No autoregressive context, so
-decoding stays parallel. The entropy-parameter path (h_s) runs in float32, and all
-coding on a fixed thread count, so both sides compute identical scale indexes.
+decoding stays parallel. For coding, the entropy-parameter path (h_s) runs in fixed point
+(`aecore.models.exact`), so encoder and decoder compute identical scale indexes on any CPU;
+training and the refinement loop run it in float32, differentiably.
 """
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from torch import nn
 
 from .base import (LATENT_FACTOR, Analysis, CompressionModel, Latent, ModelConfig, quantize_proxy, register_model,
                    ste_round)
-from .entropy import FactorizedDensity, GaussianConditional, deterministic
+from . import exact
+from .entropy import FactorizedDensity, GaussianConditional, deterministic, weights_version
 from .layers import GDN, conv, deconv
 from .precision import autocast
 
@@ -30,6 +32,7 @@ HYPER_FACTOR = 4  # z is 4x4 times coarser than y: h_a and h_s have two stride-2
 class Hyperprior(CompressionModel):
     stride = LATENT_FACTOR * HYPER_FACTOR  # z's grid
     coded_latents = ("y", "z")  # what `analyse` takes as `latents` and `relaxed` takes
+    exact_parameters = True     # its streams' entropy parameters are fixed point (format version 3)
 
     def __init__(self, config: ModelConfig):
         super().__init__(config)
@@ -54,8 +57,28 @@ class Hyperprior(CompressionModel):
         return g_a, g_s
 
     def entropy_parameters(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean, scale) in float32 from the dequantized z: training and the refinement loop."""
         mean, scale = self.h_s(z_hat.float()).chunk(2, dim=1)
         return mean, scale.abs()
+
+    def coding_parameters(self, z_symbols: torch.Tensor, quality: float,
+                          exact_parameters: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean, scale) that a stream codes y with, from round(z): fixed point (the same bits on
+        every machine), or float32 for streams of format versions 1 and 2."""
+        if not exact_parameters:
+            q = self.quality_tensor(quality, 1)
+            return self.entropy_parameters(z_symbols * self.hyper_gain.inverse_gain(q))
+        return exact.entropy_parameters(self.fixed_h_s(), self.hyper_gain.log_inverse_gain, z_symbols, quality)
+
+    def fixed_h_s(self) -> list:
+        """h_s in fixed point (`exact.fixed_layers`), kept per weights version like the coding copies."""
+        key = weights_version(self.h_s)
+        if self._copies.get("fixed_h_s", (None,))[0] != key:  # rebuilt whenever the weights change
+            self._copies["fixed_h_s"] = (key, exact.fixed_layers(self.h_s))
+        return self._copies["fixed_h_s"][1]
+
+    def codable_quality(self, quality: float) -> float:
+        return exact.safe_quality(self.hyper_gain.log_inverse_gain, quality, 1.0, float(self.levels))
 
     def forward(self, x: torch.Tensor, quality: torch.Tensor) -> dict:
         q = self.quality_tensor(quality, x.shape[0])
@@ -78,9 +101,11 @@ class Hyperprior(CompressionModel):
     def entropy_tables(self) -> None:
         self.z_density.coding_tables()
         self.y_conditional.coding_tables()
+        self.fixed_h_s()
 
     def analyse(self, x: torch.Tensor, quality: float, stages: bool = False,
-                latents: dict | None = None, analysed: torch.Tensor | None = None) -> Analysis:
+                latents: dict | None = None, analysed: torch.Tensor | None = None,
+                exact_parameters: bool = True) -> Analysis:
         """z (factorized) then y (Gaussian given z): the order the decoder reads them;
         `stages`: the encoder's maps after each max-pooling (the seed's transforms have them)."""
         q = self.quality_tensor(quality, 1)
@@ -91,7 +116,7 @@ class Hyperprior(CompressionModel):
         else:
             y, z = latents["y"], latents["z"]
         z_symbols = torch.round(z).clamp(-self.z_density.radius, self.z_density.radius)
-        mean, scale = self.entropy_parameters(z_symbols * self.hyper_gain.inverse_gain(q))
+        mean, scale = self.coding_parameters(z_symbols, quality, exact_parameters)
         return Analysis([Latent("z", self.stride, z, z_symbols, self.z_density),
                          Latent("y", LATENT_FACTOR, y, torch.round(y - mean), self.y_conditional,
                                 {"mean": mean, "scale": scale})], maps or [])
@@ -99,11 +124,16 @@ class Hyperprior(CompressionModel):
     def relaxed(self, latents: dict, quality: float, rounding,
                 dtype: torch.dtype = torch.bfloat16) -> tuple[torch.Tensor, torch.Tensor]:
         """Bits and padded reconstruction of unrounded latents {"y", "z"} under `rounding`
-        (soft while refining at encode time, torch.round for what the decoder will see):
-        z is rounded, then y - mean around the means that z predicts, as in `analyse`."""
+        (soft while refining at encode time, torch.round for what the decoder will see, the means
+        then from `coding_parameters`): z is rounded, then y - mean around the means that z
+        predicts, as in `analyse`."""
         q = self.quality_tensor(quality, 1)
         z = rounding(latents["z"])
-        mean, scale = self.entropy_parameters(z * self.hyper_gain.inverse_gain(q))
+        if rounding is torch.round:
+            z = z.clamp(-self.z_density.radius, self.z_density.radius)
+            mean, scale = self.coding_parameters(z, quality)
+        else:
+            mean, scale = self.entropy_parameters(z * self.hyper_gain.inverse_gain(q))
         y = rounding(latents["y"] - mean) + mean
         bits = -(torch.log2(self.z_density.likelihood(z)).sum()
                  + torch.log2(self.y_conditional.likelihood(y, mean, scale)).sum())
@@ -111,13 +141,14 @@ class Hyperprior(CompressionModel):
 
     @deterministic
     def decompress(self, sections: list[bytes], height: int, width: int, quality: float,
-                   tile: int | None = None, dtype: torch.dtype | None = None) -> torch.Tensor:
+                   tile: int | None = None, dtype: torch.dtype | None = None,
+                   exact_parameters: bool = True) -> torch.Tensor:
         if len(sections) != 2:
             raise ValueError(f"hyperprior stream needs 2 sections, got {len(sections)}")
         q = self.quality_tensor(quality, 1)
         z_shape = (self.config.channels, *self.latent_shape(height, width, self.stride))
-        z_hat = self.z_density.decompress(sections[0], z_shape) * self.hyper_gain.inverse_gain(q)
-        mean, scale = self.entropy_parameters(z_hat)
+        z_symbols = self.z_density.decompress(sections[0], z_shape)
+        mean, scale = self.coding_parameters(z_symbols, quality, exact_parameters)
         y_shape = (self.config.latent_channels, *self.latent_shape(height, width, LATENT_FACTOR))
         y_hat = self.y_conditional.decompress(sections[1], y_shape, mean, scale) * self.gain.inverse_gain(q)
         return self.synthesis(y_hat, tile, dtype or self.decode_dtype)[..., :height, :width]

@@ -138,8 +138,10 @@ class SeedAutoencoder(CompressionModel):
         self.y_density.coding_tables()
 
     def analyse(self, x: torch.Tensor, quality: float, stages: bool = False,
-                latents: dict | None = None, analysed: torch.Tensor | None = None) -> Analysis:
-        """y alone, factorized; `stages`: the encoder's maps after each max-pooling."""
+                latents: dict | None = None, analysed: torch.Tensor | None = None,
+                exact_parameters: bool = True) -> Analysis:
+        """y alone, factorized (no side information, so `exact_parameters` changes nothing);
+        `stages`: the encoder's maps after each max-pooling."""
         q = self.quality_tensor(quality, 1)
         maps = [] if stages else None
         if latents is not None:
@@ -159,7 +161,8 @@ class SeedAutoencoder(CompressionModel):
 
     @deterministic
     def decompress(self, sections: list[bytes], height: int, width: int, quality: float,
-                   tile: int | None = None, dtype: torch.dtype | None = None) -> torch.Tensor:
+                   tile: int | None = None, dtype: torch.dtype | None = None,
+                   exact_parameters: bool = True) -> torch.Tensor:
         if len(sections) != 1:
             raise ValueError(f"seed stream needs 1 section, got {len(sections)}")
         q = self.quality_tensor(quality, 1)
