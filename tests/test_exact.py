@@ -11,6 +11,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from aecore import bitstream
 from aecore.models import exact
@@ -152,3 +153,14 @@ def test_streams_decode_in_a_process_held_to_avx2_kernels(tmp_path):
     for path, ours in paths:
         theirs = np.load(str(path) + ".npy")
         assert np.abs(theirs.astype(int) - ours).max() <= 1, path.name
+
+
+@pytest.mark.parametrize("h, w, k, stride, padding, output_padding",
+                         [(5, 7, 5, 2, 2, 1), (6, 3, 3, 2, 1, 1), (1, 1, 5, 2, 2, 1), (7, 5, 4, 2, 1, 0), (5, 4, 3, 3, 1, 2)])
+def test_transposed_convolution_by_phases_is_torchs(h, w, k, stride, padding, output_padding):
+    g = torch.Generator().manual_seed(h * 31 + w)
+    a = torch.randint(-50, 51, (1, 3, h, w), generator=g).double()
+    weight = torch.randint(-9, 10, (3, 4, k, k), generator=g).double()
+    bias = torch.randint(-9, 10, (4,), generator=g).double()
+    want = F.conv_transpose2d(a, weight, bias, stride=stride, padding=padding, output_padding=output_padding)
+    assert torch.equal(exact.conv_transpose(a, weight, bias, stride, padding, output_padding), want)

@@ -97,14 +97,43 @@ def run(layers: list[FixedLayer], a: torch.Tensor) -> torch.Tensor:
 
 def _run(layers: list[FixedLayer], a: torch.Tensor) -> torch.Tensor:
     for layer in layers:
-        op = F.conv_transpose2d if layer.transposed else F.conv2d
-        extra = {"output_padding": layer.output_padding} if layer.transposed else {}
-        acc = op(a, layer.weight, layer.bias, stride=layer.stride, padding=layer.padding, **extra)
+        if layer.transposed:
+            acc = conv_transpose(a, layer.weight, layer.bias, layer.stride, layer.padding, layer.output_padding)
+        else:
+            acc = F.conv2d(a, layer.weight, layer.bias, stride=layer.stride, padding=layer.padding)
         if layer.slope is None:
             return acc * 2.0 ** -(ACT_BITS + layer.bits)
         acc = torch.where(acc < 0, acc * layer.slope, acc)
         a = torch.floor(acc * 2.0 ** -layer.bits + 0.5).clamp_(-ACT_LIMIT, ACT_LIMIT)
     raise ValueError("a fixed-point network needs at least one layer")
+
+
+def conv_transpose(a: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, stride: int, padding: int,
+                   output_padding: int) -> torch.Tensor:
+    """`F.conv_transpose2d`, computed as stride x stride ordinary convolutions, one per phase of
+    the output grid: the same sums (exact here in any order), in float64 twice as fast, because
+    torch's float64 transposed convolution has no fast kernel and its ordinary one runs on BLAS."""
+    k = weight.shape[-1]
+    h, w = a.shape[-2:]
+    oh, ow = ((n - 1) * stride - 2 * padding + k + output_padding for n in (h, w))
+    out = torch.empty(a.shape[0], weight.shape[1], oh, ow, dtype=a.dtype)
+
+    def phase(r: int, n_in: int, n_out: int) -> tuple[int, int, int]:
+        """First tap, and the input padding before and after (negative: a crop), of output phase r."""
+        first = (r + padding) % stride
+        taps = len(range(first, k, stride))
+        before = taps - 1 - (r + padding - first) // stride
+        return first, before, -(-(n_out - r) // stride) + taps - 1 - n_in - before
+
+    for ry in range(stride):
+        ky, top, bottom = phase(ry, h, oh)
+        for rx in range(stride):
+            kx, left, right = phase(rx, w, ow)
+            x = F.pad(a, (max(left, 0), max(right, 0), max(top, 0), max(bottom, 0)))
+            x = x[..., max(-top, 0):x.shape[-2] - max(-bottom, 0), max(-left, 0):x.shape[-1] - max(-right, 0)]
+            out[..., ry::stride, rx::stride] = F.conv2d(x, weight[:, :, ky::stride, kx::stride].flip(2, 3).transpose(0, 1),
+                                                        bias)
+    return out
 
 
 def inverse_gain_grid(log_inverse_gain: torch.Tensor, quality: float) -> tuple[np.ndarray, float]:
