@@ -98,7 +98,7 @@ def compress_file(source: str, output: str, options: dict, progress=None) -> dic
     from .compare import SSIMULACRA2_PIXELS, scaled_ssimulacra2
     from .io import atomic_write, load_image
     from .measure import measure
-    from .metadata import STRIPPED, carry, carry_cost, left_out
+    from .metadata import STRIPPED, carry, carry_cost, held, left_out
     from .metrics import rate
     from .target import bpp_budget, fit
     from .weights import DEFAULT_MODEL
@@ -115,8 +115,10 @@ def compress_file(source: str, output: str, options: dict, progress=None) -> dic
     codec = with_effort(plain, effort, **({"progress": progress} if progress and effort != "fast" else {}))
     notes = list(loaded.notes)
     wanted = STRIPPED if options.get("strip") else loaded.metadata
-    added, kept = carry_cost(plain, wanted) if wanted else (0, STRIPPED)  # the container's cost, any effort
-    notes += left_out(wanted, kept, codec.label)
+    sized = options.get("target_size") is not None or options.get("target_bpp") is not None
+    # The container's cost (any effort) from a tiny probe file, needed only to fit a size: at
+    # a quality, what the format keeps is known from the file itself once it is coded.
+    added, kept = carry_cost(plain, wanted) if wanted and sized else (0, STRIPPED)
     data = None
     if options.get("target_size") is not None:
         quality, data = fit(codec, loaded.pixels, options["target_size"], overhead=added)
@@ -127,6 +129,9 @@ def compress_file(source: str, output: str, options: dict, progress=None) -> dic
         quality = codec.default_quality if options.get("quality") is None else options["quality"]
     m = measure(codec, loaded.pixels, quality, data=data, perceptual=False)
     image_bytes, decoded = m.data, m.decoded
+    if wanted and not sized:
+        kept = held(image_bytes, wanted)
+    notes += left_out(wanted, kept, codec.label)
     data = carry(image_bytes, kept) if kept else image_bytes
     atomic_write(Path(output), lambda tmp: Path(tmp).write_bytes(data))
     metrics = {**m.metrics, **rate(len(data), loaded.height, loaded.width, 1 if loaded.pixels.ndim == 2 else 3)}
