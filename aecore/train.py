@@ -25,15 +25,12 @@ import time
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 
 from . import weights as weights_mod
 from .io import load_image_folder
-from .metrics import _KERNEL, K1, K2, MS_SSIM_WEIGHTS, WINDOW
+from .distortion import MS_SSIM_MIN_SIDE, distortion
 from .models import CompressionModel, ModelConfig, build_model, lambda_ladder
 
-# The metric's window must still fit at MS-SSIM's coarsest scale (1/16): 176 px.
-MS_SSIM_MIN_SIDE = WINDOW * 2 ** (len(MS_SSIM_WEIGHTS) - 1)
 
 
 @dataclass
@@ -168,40 +165,6 @@ def center_crops(images: list[np.ndarray], size: int) -> torch.Tensor:
     return to_tensor(np.stack(crops))
 
 
-# 1 - MS-SSIM is 42 to 49 times the MSE (of [0, 1] images) on Kodak from 0.1 to 1.2 bpp
-# (measured with our hyperprior): this puts the two distortions on one scale.
-MS_SSIM_TO_MSE = 1 / 45
-
-
-def ms_ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Differentiable MS-SSIM of (B, C, H, W) images in [0, 1]: one value per image.
-
-    The same definition as `aecore.metrics.ms_ssim` (11x11 Gaussian window, valid positions,
-    2x2 average pooling, clamped terms, channel mean); sides must be even down to the
-    coarsest scale and at least MS_SSIM_MIN_SIDE px.
-    """
-    x, y = x.float(), y.float()
-    g = torch.from_numpy(_KERNEL).to(x.device, torch.float32)  # the metric's own window
-    c = x.shape[1]
-    gh, gw = g.view(1, 1, 1, -1).repeat(c, 1, 1, 1), g.view(1, 1, -1, 1).repeat(c, 1, 1, 1)
-    blur = lambda t: F.conv2d(F.conv2d(t, gh, groups=c), gw, groups=c)  # noqa: E731
-    c1, c2 = K1 ** 2, K2 ** 2
-    terms = []
-    for j in range(len(MS_SSIM_WEIGHTS)):
-        if j:
-            x, y = F.avg_pool2d(x, 2), F.avg_pool2d(y, 2)
-        mx, my = blur(x), blur(y)
-        var_sum = blur(x * x + y * y) - mx * mx - my * my
-        cov = blur(x * y) - mx * my
-        cs = (2 * cov + c2) / (var_sum + c2)
-        if j < len(MS_SSIM_WEIGHTS) - 1:
-            terms.append(cs.mean((2, 3)))
-        else:
-            terms.append(((2 * mx * my + c1) / (mx * mx + my * my + c1) * cs).mean((2, 3)))
-    w = torch.tensor(MS_SSIM_WEIGHTS, device=x.device)[:, None, None]
-    return (torch.stack(terms).clamp_min(1e-8) ** w).prod(0).mean(1)
-
-
 def rd_loss(model: CompressionModel, out: dict, x: torch.Tensor, quality: torch.Tensor,
             rate_weight: float = 1.0, ms_ssim_weight: float = 0.0) -> dict:
     """Per-crop bpp and distortion, weighted by each crop's lambda; returns means.
@@ -213,11 +176,9 @@ def rd_loss(model: CompressionModel, out: dict, x: torch.Tensor, quality: torch.
     bits = sum(-torch.log2(l).flatten(1).sum(1) for l in out["likelihoods"].values())
     bpp = bits / pixels
     mse = (out["x_hat"] - x).pow(2).flatten(1).mean(1)
-    distortion = mse
-    if ms_ssim_weight:
-        distortion = (1 - ms_ssim_weight) * mse + ms_ssim_weight * MS_SSIM_TO_MSE * (1 - ms_ssim(out["x_hat"], x))
+    d = distortion(out["x_hat"], x, ms_ssim_weight)
     lam = torch.tensor(model.config.lambdas, dtype=torch.float32, device=x.device)[quality.long() - 1]
-    loss = (rate_weight * bpp + lam * 255 ** 2 * distortion).mean()
+    loss = (rate_weight * bpp + lam * 255 ** 2 * d).mean()
     psnr = (10 * torch.log10(1 / mse.detach().clamp_min(1e-10))).mean()
     return {"loss": loss, "bpp": bpp.mean(), "mse": mse.mean(), "psnr": psnr}
 

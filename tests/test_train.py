@@ -174,7 +174,7 @@ def test_the_device_is_chosen_or_named():
 
 def test_the_training_ms_ssim_matches_the_metric(photo):
     from aecore import metrics
-    from aecore.train import ms_ssim
+    from aecore.distortion import ms_ssim
     rng = np.random.default_rng(1)
     a = np.ascontiguousarray(np.resize(photo, (176, 192, 3)))
     noisy = np.clip(a + rng.normal(0, 9, a.shape), 0, 255).astype(np.uint8)
@@ -185,7 +185,7 @@ def test_the_training_ms_ssim_matches_the_metric(photo):
 
 
 def test_an_ms_ssim_share_blends_the_distortion(photo):
-    from aecore.train import MS_SSIM_TO_MSE, ms_ssim
+    from aecore.distortion import MS_SSIM_TO_MSE, ms_ssim
     torch.manual_seed(0)
     model = build_model(ModelConfig(arch="seed", channels=8, latent_channels=12)).eval()
     x = to_tensor(np.stack([np.ascontiguousarray(np.resize(photo, (176, 176, 3)))]))
