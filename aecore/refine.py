@@ -7,9 +7,10 @@
     r.x_hat             # what the unchanged decoder will reconstruct from those bytes
 
 The analysis transform is trained to be good on average; for one image, gradient descent on
-its latents (y and, for the hyperprior, z) lowers that image's bpp + lambda * 255^2 * MSE
+its latents (y and, for the hyperprior, z) lowers that image's bpp + lambda * 255^2 * D
 further, with the quality's own lambda (interpolated like the gain units for a continuous
-quality). The decoder, the entropy tables and the stream format stay as they are, so a
+quality) and D the distortion the model was trained on (`aecore.distortion`: the shipped
+hyperprior's is 0.75 MSE + 0.25 (1 - MS-SSIM) / 45; MSE alone made its MS-SSIM worse). The decoder, the entropy tables and the stream format stay as they are, so a
 refined stream decodes with today's `decompress`, bit-exactly.
 
 Rounding has no gradient, so the loop rounds softly: stochastic Gumbel annealing (Yang,
@@ -36,6 +37,7 @@ import time
 import torch
 
 from .codecs.base import EFFORTS, check_effort  # noqa: F401  (EFFORTS: re-exported)
+from .distortion import distortion
 from .models.base import CompressionModel, quality_lambda
 from .models.entropy import fixed_threads
 from .models.precision import compute_dtype
@@ -55,6 +57,7 @@ class Schedule:
     anneal: float = 1.52
     lr: float = 0.01
     tau_start: float = 0.5
+    ms_ssim_weight: float = 0.0   # MS-SSIM's share of the distortion (the model's training blend)
 
     def temperature(self, t: int) -> float:
         return self.tau_start * math.exp(-self.anneal * t / max(1, self.iterations))
@@ -66,24 +69,29 @@ class Schedule:
 # cores, or the fewest iterations within GAIN_TOLERANCE points of that (a flat curve buys
 # nothing). The seconds are those of a quiet machine (ITERATION_SECONDS): a busy one's are
 # several times longer. Measured on 2 whole Kodak images at qualities 1, 3, 5, 8 on the quiet
-# 2 cores (benchmarks/results/effort.json, effort_seed.json): the hyperprior 40 iterations
-# -4.7%, 380 -10.2% (9.5 and 86.6 s; the gain flattens past 200), so balanced 40, best 380; the
-# seed 25 iterations -32.4%, 240 -65.1% (9.3 and 81.9 s; its weak analysis transform leaves the
-# most to refine), so balanced 25, best 240.
+# 2 cores (benchmarks/results/effort.json, effort_seed.json): the hyperprior, refined for its
+# training blend, 28 iterations -2.7% by PSNR and -3.3% by MS-SSIM, 260 -8.5% and -9.9% (9.5
+# and 81.7 s), so balanced 28, best 260 (for MSE alone 40 and 380 iterations gave -4.7% and
+# -10.2% by PSNR but +2.3% and +3.3% by MS-SSIM, effort_mse.json); the seed 25 iterations
+# -32.4%, 240 -65.1% (9.3 and 81.9 s; its weak analysis transform leaves the most to refine),
+# so balanced 25, best 240.
 BUDGET_SECONDS = {"balanced": 10.0, "best": 90.0}
 GAIN_TOLERANCE = 0.5
+# Each refines for the distortion its architecture's shipped weights were trained on (their
+# card's training.ms_ssim_weight).
 PRESETS: dict[str, dict[str, Schedule]] = {
-    "hyperprior": {"balanced": Schedule(40), "best": Schedule(380)},
+    "hyperprior": {"balanced": Schedule(28, ms_ssim_weight=0.25), "best": Schedule(260, ms_ssim_weight=0.25)},
     "seed": {"balanced": Schedule(25), "best": Schedule(240)},
     "seed-hyperprior": {"balanced": Schedule(25), "best": Schedule(240)},
 }
-# Seconds per refinement iteration per megapixel on 2 free cores (the same runs: 0.23 s per
-# 768x512 iteration for the hyperprior, 0.34-0.37 s for the seed, whose synthesis is costlier),
-# for an expected time before the refinement starts.
-ITERATION_SECONDS = {"hyperprior": 0.6, "seed": 0.95, "seed-hyperprior": 0.95}
+# Seconds per refinement iteration per megapixel on 2 free cores (the same runs: 0.31 s per
+# 768x512 iteration for the hyperprior with its MS-SSIM term, 0.23 s without it, 0.34-0.37 s
+# for the seed, whose synthesis is costlier), for an expected time before the refinement starts.
+ITERATION_SECONDS = {"hyperprior": 0.8, "seed": 0.95, "seed-hyperprior": 0.95}
 # The same on CPUs without fast bfloat16 kernels, where the loop runs float32 (an AVX2 AMD EPYC:
-# 0.88 s per 768x512 iteration for the hyperprior, 1.93 s for the seed, on 2 quiet cores).
-ITERATION_SECONDS_FLOAT32 = {"hyperprior": 2.2, "seed": 4.9, "seed-hyperprior": 4.9}
+# 0.88 s per 768x512 iteration for the hyperprior without its MS-SSIM term, 1.93 s for the seed,
+# on 2 quiet cores; the hyperprior's adds the MS-SSIM term's float32 cost measured here, 0.085 s).
+ITERATION_SECONDS_FLOAT32 = {"hyperprior": 2.45, "seed": 4.9, "seed-hyperprior": 4.9}
 
 
 def choose_presets(curve: list[dict], seconds: str = "seconds_per_image") -> dict[str, int]:
@@ -136,21 +144,21 @@ class Refined:
     sections: list[bytes]            # the coded payload, as model.compress writes it
     x_hat: torch.Tensor              # (1, 3, h, w) float: the decoder's reconstruction of `sections`
     latents: dict                    # the unrounded latents that were coded
-    loss: float                      # bpp + lambda * 255^2 * MSE of the coded latents (model's estimate)
+    loss: float                      # bpp + lambda * 255^2 * distortion of the coded latents (model's estimate)
     fast_loss: float                 # the same for the analysis transform's latents
     iterations: int
     seconds: float
 
 
 def rd_loss(model: CompressionModel, x: torch.Tensor, quality: float, latents: dict, rounding,
-            dtype: torch.dtype | None = None) -> tuple:
-    """(loss tensor, padded reconstruction): bpp + lambda * 255^2 * MSE over the image's own
-    pixels, the synthesis in `dtype` (the decoder's own; by default the loop's, bfloat16 where
-    the CPU runs it fast, see `precision.compute_dtype`)."""
+            dtype: torch.dtype | None = None, ms_ssim_weight: float = 0.0) -> tuple:
+    """(loss tensor, padded reconstruction): bpp + lambda * 255^2 * distortion over the image's
+    own pixels, the synthesis in `dtype` (the decoder's own; by default the loop's, bfloat16
+    where the CPU runs it fast, see `precision.compute_dtype`)."""
     h, w = x.shape[-2:]
     bits, x_hat = model.relaxed(latents, quality, rounding, dtype or compute_dtype())
-    mse = (x_hat[..., :h, :w] - x).square().mean()
-    return bits / (h * w) + quality_lambda(model.config.lambdas, quality) * 255 ** 2 * mse, x_hat
+    d = distortion(x_hat[..., :h, :w].float(), x, ms_ssim_weight)[0]
+    return bits / (h * w) + quality_lambda(model.config.lambdas, quality) * 255 ** 2 * d, x_hat
 
 
 def refine(model: CompressionModel, x: torch.Tensor, quality: float, schedule: Schedule,
@@ -171,7 +179,8 @@ def refine(model: CompressionModel, x: torch.Tensor, quality: float, schedule: S
         if cancel is not None and cancel.is_set():
             raise Cancelled(f"refinement cancelled after {t} of {schedule.iterations} iterations")
         tau = schedule.temperature(t)
-        loss, _ = rd_loss(model, x, quality, latents, lambda v: soft_round(v, tau, generator))
+        loss, _ = rd_loss(model, x, quality, latents, lambda v: soft_round(v, tau, generator),
+                          ms_ssim_weight=schedule.ms_ssim_weight)
         grads = torch.autograd.grad(loss, list(latents.values()))
         for v, g in zip(latents.values(), grads):
             v.grad = g
@@ -180,7 +189,7 @@ def refine(model: CompressionModel, x: torch.Tensor, quality: float, schedule: S
             progress(t + 1, schedule.iterations)
     refined = {k: v.detach() for k, v in latents.items()}
     fast = start
-    best, loss, x_hat, fast_loss = better(model, x, quality, refined, fast)
+    best, loss, x_hat, fast_loss = better(model, x, quality, refined, fast, schedule.ms_ssim_weight)
     return Refined(sections=model.compress(x, quality, latents=best), x_hat=x_hat[..., :x.shape[-2], :x.shape[-1]],
                    latents=best, loss=loss, fast_loss=fast_loss, iterations=schedule.iterations,
                    seconds=time.perf_counter() - t0)
@@ -193,19 +202,21 @@ def analysed(model: CompressionModel, x: torch.Tensor, quality: float) -> dict:
     return {k: found[k] for k in model.coded_latents}
 
 
-def predict(model: CompressionModel, x: torch.Tensor, quality: float, latents: dict) -> tuple[float, torch.Tensor]:
+def predict(model: CompressionModel, x: torch.Tensor, quality: float, latents: dict,
+            ms_ssim_weight: float = 0.0) -> tuple[float, torch.Tensor]:
     """(estimated loss, padded reconstruction) of hard-rounded latents: the reconstruction is
     computed the way `decompress` computes it, on the coding thread count."""
     with fixed_threads(), torch.inference_mode():
-        loss, x_hat = rd_loss(model, x, quality, latents, torch.round, model.decode_dtype)
+        loss, x_hat = rd_loss(model, x, quality, latents, torch.round, model.decode_dtype, ms_ssim_weight)
     return float(loss), x_hat
 
 
-def better(model: CompressionModel, x: torch.Tensor, quality: float, refined: dict, fast: dict) -> tuple:
+def better(model: CompressionModel, x: torch.Tensor, quality: float, refined: dict, fast: dict,
+           ms_ssim_weight: float = 0.0) -> tuple:
     """(latents, loss, padded reconstruction, fast loss): the refined latents, or the analysis
     transform's where those have the lower estimated loss (what `refine` codes)."""
-    loss, x_hat = predict(model, x, quality, refined)
-    fast_loss, fast_hat = predict(model, x, quality, fast)
+    loss, x_hat = predict(model, x, quality, refined, ms_ssim_weight)
+    fast_loss, fast_hat = predict(model, x, quality, fast, ms_ssim_weight)
     if fast_loss < loss:
         return fast, fast_loss, fast_hat, fast_loss
     return refined, loss, x_hat, fast_loss

@@ -43,7 +43,7 @@ def numbers(text: str, kind=float) -> list:
     return [kind(v) for v in text.split(",") if v.strip()]
 
 
-def measure_image(codec, image: np.ndarray, quality: float, counts: list[int]) -> list[dict]:
+def measure_image(codec, image: np.ndarray, quality: float, counts: list[int], ms_ssim_weight: float) -> list[dict]:
     """One row per iteration count: real bytes, the plain decoder's PSNR / MS-SSIM, seconds."""
     model = codec.model
     h, w = image.shape[:2]
@@ -61,7 +61,7 @@ def measure_image(codec, image: np.ndarray, quality: float, counts: list[int]) -
     rows.append(row(0, fast, time.perf_counter() - t0))
     for n in sorted(c for c in counts if c > 0):  # each count its own schedule: each anneals over its length
         t0 = time.perf_counter()
-        refined = refine.refine(model, x, q, refine.Schedule(n))
+        refined = refine.refine(model, x, q, refine.Schedule(n, ms_ssim_weight=ms_ssim_weight))
         data = codec.stream(refined.sections, h, w, q, image.ndim == 2)
         rows.append(row(n, data, time.perf_counter() - t0))
     return rows
@@ -102,6 +102,9 @@ def main() -> int:
     ap.add_argument("--crop", metavar="WxH",
                     help="code a centre crop of each image (a quick look on a busy machine); seconds are "
                          "still reported per 768x512 image, scaled by pixels")
+    ap.add_argument("--ms-ssim-weight", type=float,
+                    help="MS-SSIM's share of the refined distortion (default: the model's presets', "
+                         "the blend its weights were trained on)")
     ap.add_argument("--out", default=str(RESULTS / "effort.json"))
     ap.add_argument("--rows-from", metavar="JSON",
                     help="summarize the rows of an earlier run's JSON again instead of measuring")
@@ -123,19 +126,23 @@ def main() -> int:
               "load_average_before": [round(v, 2) for v in load_before], "models": {}}
     for name in numbers(args.models, str):
         codec = get_codec(name)
+        blend = args.ms_ssim_weight
+        if blend is None:
+            blend = refine.schedule(codec.model, "best").ms_ssim_weight
         warm = next(iter(images.values()))  # the first backward pass builds oneDNN's kernels: not timed
         refine.refine(codec.model, torch.tensor(to_rgb(warm)).permute(2, 0, 1)[None].float().div(255),
                       qualities[0], refine.Schedule(2))
         rows = []
         for image_name, image in images.items():
             for q in qualities:
-                for r in measure_image(codec, image, q, counts):
+                for r in measure_image(codec, image, q, counts, blend):
                     rows.append({"image": image_name, **r})
                 print(f"{name} {image_name} q{q:g}: " + ", ".join(
                     f"{r['iterations']}: {r['seconds']:.1f} s {r['bpp']:.3f} bpp {r['psnr']:.2f} dB"
                     for r in rows[-len(counts):]), file=sys.stderr, flush=True)
         result["models"][name] = model_summary(rows, counts, codec.model.arch)
         result["models"][name]["arch"] = codec.model.arch
+        result["models"][name]["ms_ssim_weight"] = blend
     result["load_average_after"] = [round(v, 2) for v in os.getloadavg()]
     result["wall_seconds"] = round(time.time() - t_all, 1)
     return report(result, Path(args.out))
@@ -172,7 +179,8 @@ def resummarize(source: Path, out: Path) -> int:
     result = json.loads(source.read_text())
     for name, m in result["models"].items():
         arch = m.get("arch") or get_codec(name).model.arch
-        result["models"][name] = {**model_summary(m["rows"], result["iterations"], arch), "arch": arch}
+        kept = {k: m[k] for k in ("ms_ssim_weight",) if k in m}
+        result["models"][name] = {**model_summary(m["rows"], result["iterations"], arch), "arch": arch, **kept}
     return report(result, out)
 
 

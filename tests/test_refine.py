@@ -104,3 +104,25 @@ def test_the_expected_time_follows_the_loops_precision(monkeypatch):
     else:
         assert fast_cpu == slow_cpu
     assert refine.expected_seconds(model, "fast", 512, 768) == 0.0
+
+
+@pytest.mark.parametrize("name", ["hyperprior", "seed"])
+def test_the_presets_refine_for_the_distortion_the_weights_were_trained_on(name):
+    from aecore import weights
+    model = get_codec(name).model
+    trained = weights.read_card(name)["training"].get("ms_ssim_weight", 0.0)
+    assert [refine.schedule(model, e).ms_ssim_weight for e in ("balanced", "best")] == [trained, trained]
+
+
+def test_a_blended_refinement_lowers_its_own_loss_and_decodes_bit_exactly():
+    codec = get_codec("hyperprior")
+    img = _image(size=192)  # large enough for MS-SSIM's five scales
+    x = torch.tensor(img).permute(2, 0, 1)[None].float().div(255)
+    r = refine.refine(codec.model, x, 4.0, refine.Schedule(10, anneal=0.75, ms_ssim_weight=0.25), seed=0)
+    assert r.loss < r.fast_loss
+    blended, _ = refine.predict(codec.model, x, 4.0, r.latents, 0.25)
+    plain, _ = refine.predict(codec.model, x, 4.0, r.latents)
+    assert r.loss == pytest.approx(blended) and blended != pytest.approx(plain)
+    decoded = codec.decode(codec.stream(r.sections, 192, 192, 4.0, False))
+    predicted = r.x_hat[0].clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    assert np.array_equal(decoded, predicted)
